@@ -1,0 +1,160 @@
+"""RabbitMQ (or the embedded kombu transport): topology, connections, publishing.
+
+The consumer and the publisher use separate connections: py-amqp drains deliveries while it waits
+for a publisher confirm, so confirming on the consuming connection re-enters the callback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue, binding
+from kombu.messaging import Producer
+
+from worker import __version__
+from worker.adapters import embedded
+from worker.config import Settings
+
+INBOUND = Exchange("kmo.inbound", type="topic", durable=True)
+EVENTS = Exchange("kmo.events", type="topic", durable=True)
+DEAD_LETTER = Exchange("kmo.dead-letter", type="topic", durable=True)
+DEAD_LETTER_QUEUE = "kmo.dead-letter"
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+EMBEDDED_POLL_SECONDS = 0.05  # the filesystem transport polls its folder; keep latency low
+
+
+@dataclass(frozen=True)
+class Topology:
+    inbound: Queue
+    downstream: tuple[Queue, ...]
+    dead_letters: Queue
+
+    @property
+    def queues(self) -> tuple[Queue, ...]:
+        return (self.inbound, *self.downstream, self.dead_letters)
+
+
+def topology(settings: Settings) -> Topology:
+    arguments: dict[str, Any] = {}
+    if not settings.is_embedded_broker and settings.queue_type == "quorum":
+        arguments = {"x-queue-type": "quorum"}
+
+    def queue(name: str, exchange: Exchange, keys: list[str]) -> Queue:
+        bindings = [binding(exchange, routing_key=key) for key in keys]
+        return Queue(name, bindings=bindings, durable=True, queue_arguments=arguments)
+
+    downstream = tuple(
+        queue(name, EVENTS, keys) for name, keys in sorted(settings.downstream_queues.items())
+    )
+    return Topology(
+        inbound=queue(settings.inbound_queue, INBOUND, ["#"]),
+        downstream=downstream,
+        dead_letters=queue(DEAD_LETTER_QUEUE, DEAD_LETTER, ["#"]),
+    )
+
+
+def connect(settings: Settings, *, confirms: bool = False) -> Connection:
+    if settings.is_embedded_broker:
+        folder = settings.broker_folder.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "polling_interval": EMBEDDED_POLL_SECONDS,
+        }
+        return Connection("filesystem://", transport=embedded.Transport, transport_options=options)
+    options = {"confirm_publish": True} if confirms else {}
+    return Connection(
+        settings.broker_url, transport_options=options, heartbeat=settings.heartbeat_seconds
+    )
+
+
+def declare(connection: Connection, topo: Topology) -> None:
+    """Idempotent. The embedded transport keeps bindings per process, so every process that
+    publishes declares the topology first."""
+    channel = connection.default_channel
+    for exchange in (INBOUND, EVENTS, DEAD_LETTER):
+        exchange(channel).declare()
+    for queue in topo.queues:
+        queue(channel).declare()
+
+
+def publish_event(producer: Producer, event_id: str, type_name: str, body: str) -> None:
+    producer.publish(
+        body.encode("utf-8"),
+        exchange=EVENTS,
+        routing_key=type_name,
+        content_type=CLOUDEVENTS_JSON,
+        content_encoding="utf-8",
+        message_id=event_id,
+        type=type_name,
+        delivery_mode=2,
+        mandatory=True,
+    )
+
+
+def publish_inbound(producer: Producer, body: bytes, type_name: str, user_id: str | None) -> None:
+    properties: dict[str, Any] = {"user_id": user_id} if user_id else {}
+    producer.publish(
+        body,
+        exchange=INBOUND,
+        routing_key=type_name,
+        content_type=CLOUDEVENTS_JSON,
+        content_encoding="utf-8",
+        delivery_mode=2,
+        **properties,
+    )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The parts of a delivery the worker needs, independent of the transport."""
+
+    body: bytes
+    properties: Mapping[str, Any]
+    headers: Mapping[str, Any]
+    exchange: str
+    routing_key: str
+
+
+def dead_letter(
+    producer: Producer, delivery: Delivery, reason: str, error: str, now: dt.datetime
+) -> None:
+    """Move a delivery to `kmo.dead-letter` with its body unchanged and the x-kmo-* headers.
+
+    `user_id` cannot be kept as a property (RabbitMQ checks it against this connection's user),
+    so the original publisher is kept in a header."""
+    headers = {
+        **delivery.headers,
+        "x-kmo-reason": reason,
+        "x-kmo-error": error[:2000],
+        "x-kmo-failed-at": now.isoformat(),
+        "x-kmo-worker-version": __version__,
+        "x-kmo-original-exchange": delivery.exchange,
+        "x-kmo-original-routing-key": delivery.routing_key,
+    }
+    if delivery.properties.get("user_id"):
+        headers["x-kmo-original-user-id"] = delivery.properties["user_id"]
+    producer.publish(
+        delivery.body,
+        exchange=DEAD_LETTER,
+        routing_key=reason,
+        headers=headers,
+        content_type=delivery.properties.get("content_type") or "application/octet-stream",
+        content_encoding=delivery.properties.get("content_encoding") or "binary",
+        delivery_mode=2,
+    )
+
+
+def take_all(connection: Connection, queue_name: str) -> list[bytes]:
+    """Take every message waiting in a queue (for the demo and operators' tools)."""
+    channel = connection.default_channel
+    bodies = []
+    while (message := channel.basic_get(queue_name, no_ack=True)) is not None:
+        body = message.body
+        bodies.append(body if isinstance(body, bytes) else str(body).encode())
+    return bodies

@@ -1,0 +1,112 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations in `worker/migrations` create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("enterprise_number", String(10), nullable=False),
+    Column("unit_kind", String(20), nullable=False),
+    Column("department_id", String(500), nullable=False),  # "" for the registered office
+    Column("service", String(10), nullable=False),
+    Column("registration_number", String(10), nullable=False, unique=True),
+    Column("state", String(30), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("document", JSON, nullable=False),  # the domain Registration, as JSON
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("enterprise_number", "unit_kind", "department_id", "service"),
+)
+
+number_counters = Table(
+    "number_counters",
+    metadata,
+    Column("service", String(10), primary_key=True),
+    Column("last_value", Integer, nullable=False),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registration_id", Id, nullable=False, index=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("from_state", String(30)),
+    Column("to_state", String(30), nullable=False),
+    Column("rule", String(20), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("cause_id", String(300), nullable=False),
+    Column("cause_type", String(60), nullable=False),
+    Column("events", JSON, nullable=False),  # the types of the events it published
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("message_id", String(200), primary_key=True),
+    Column("type", String(60), nullable=False),
+    Column("handled_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(60), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("type", String(60), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
+    ),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registration_id", Id, nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("deadline", Date, nullable=False),
+    Column("offset_days", Integer, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("fired_at", DateTime(timezone=True)),
+    UniqueConstraint("registration_id", "kind", "deadline", "offset_days"),
+    Index(
+        "ix_timers_due",
+        "due_on",
+        postgresql_where=text("fired_at IS NULL"),
+        sqlite_where=text("fired_at IS NULL"),
+    ),
+)

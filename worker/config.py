@@ -1,0 +1,92 @@
+"""Settings: the only place that reads environment variables (prefix `KMO_`, contract.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.domain import identifiers
+from worker.domain.model import NoticeOffsets
+
+EMBEDDED_BROKER = "filesystem://"
+DEFAULT_DOWNSTREAM = {"kmo.mailer": ["decision.#", "notice.#"]}
+
+
+class Publisher(BaseModel):
+    role: Literal["desk", "back_office", "audit_bureau"]
+    audit_bureau: str | None = None
+
+    @model_validator(mode="after")
+    def _bureau_named_for_bureaus(self) -> Publisher:
+        if (self.role == "audit_bureau") != (self.audit_bureau is not None):
+            raise ValueError("audit_bureau is required exactly for the audit_bureau role")
+        if self.audit_bureau is not None:
+            self.audit_bureau = _enterprise_number(self.audit_bureau)
+        return self
+
+
+def _enterprise_number(spelling: str) -> str:
+    if not identifiers.is_valid_enterprise_number(spelling):
+        raise ValueError(f"{spelling!r} is not a valid enterprise number")
+    return identifiers.normalise_enterprise_number(spelling)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KMO_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite:///kmo-worker.sqlite3"
+    broker_url: str = EMBEDDED_BROKER
+    broker_folder: Path = Path(".kmo-broker")
+    today: dt.date | None = None
+    auth_required: bool | None = None
+    publishers: dict[str, Publisher] = Field(default_factory=dict)
+    audit_bureaus: frozenset[str] = frozenset()
+    downstream_queues: dict[str, list[str]] = Field(default_factory=lambda: DEFAULT_DOWNSTREAM)
+    inbound_queue: str = "kmo.worker"
+    prefetch: Annotated[int, Field(ge=1, le=10_000)] = 100
+    queue_type: Literal["quorum", "classic"] = "quorum"
+    heartbeat_seconds: Annotated[int, Field(ge=0, le=600)] = 30
+    max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    notice_offsets: NoticeOffsets = NoticeOffsets()
+    source: str = "urn:kmo:registration-worker"
+    log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("audit_bureaus", mode="after")
+    @classmethod
+    def _bureaus_are_enterprise_numbers(cls, value: frozenset[str]) -> frozenset[str]:
+        return frozenset(_enterprise_number(number) for number in value)
+
+    @field_validator("database_url", "broker_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"{value!r} is not a URL")
+        return value
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return not self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+    @property
+    def authenticate(self) -> bool:
+        """On by default for a real broker; off only when set so explicitly (contract.md)."""
+        if self.auth_required is None:
+            return not self.is_embedded_broker
+        return self.auth_required
+
+
+class ConfigurationError(Exception):
+    """A setting is wrong; the message names the environment variable."""
+
+
+def load(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(f"KMO_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors())
+        raise ConfigurationError(problems) from error

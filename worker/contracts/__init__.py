@@ -1,0 +1,1 @@
+"""The message contract: pydantic models from which `schemas/*.json` is generated."""

@@ -1,0 +1,58 @@
+"""The CloudEvents 1.0 structured-JSON envelope, one model per message type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from worker.contracts.inbound import INBOUND
+from worker.contracts.outbound import OUTBOUND
+
+
+class CloudEvent(BaseModel):
+    """Inbound envelope: CloudEvents extension attributes are allowed and kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    source: Annotated[str, Field(min_length=1, max_length=500)]
+    type: str
+    time: dt.datetime | None = None
+    datacontenttype: Literal["application/json"] | None = None
+    data: Any
+
+
+class OutboundEvent(BaseModel):
+    """Outbound envelope: always names its cause, so consumers can trace and deduplicate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    source: Annotated[str, Field(min_length=1, max_length=500)]
+    type: str
+    time: dt.datetime
+    datacontenttype: Literal["application/json"]
+    causationid: Annotated[str, Field(min_length=1, max_length=300)]
+    data: Any
+
+
+def _envelope(base: type[BaseModel], type_name: str, data: type[BaseModel]) -> type[BaseModel]:
+    title = "".join(part.capitalize() for part in type_name.replace("_", ".").split("."))
+    return create_model(
+        title,
+        __base__=base,
+        type=(Literal[type_name], ...),
+        data=(data, ...),
+    )
+
+
+INBOUND_ENVELOPES: dict[str, type[BaseModel]] = {
+    name: _envelope(CloudEvent, name, model) for name, model in INBOUND.items()
+}
+OUTBOUND_ENVELOPES: dict[str, type[BaseModel]] = {
+    name: _envelope(OutboundEvent, name, model) for name, model in OUTBOUND.items()
+}

@@ -1,0 +1,105 @@
+"""Data of the messages upstream systems publish on `kmo.inbound` (contract.md § Inbound)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, WithJsonSchema, model_validator
+
+from worker.contracts.common import EnterpriseNumberSpelling, KeyIn, NonEmpty, Recipient, Strict
+
+PROVIDER_USER_RIGHT = "kmo-portefeuille-dienstverlener"
+NORM_CODES = Literal["activity", "experience", "customer_satisfaction", "knowledge", "integrity"]
+
+
+class Organisation(Strict):
+    name: NonEmpty
+    kind: Literal["company", "higher_education", "foreign_company"]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class Requester(Strict):
+    id_type: Literal["insz", "bis"]
+    id_number: Annotated[str, Field(pattern=r"^[0-9 .\-]{11,15}$")]
+    user_right: NonEmpty
+
+
+class RegistrationRequested(Strict):
+    request_id: NonEmpty
+    registration: KeyIn
+    organisation: Organisation
+    department_name: NonEmpty | None = None
+    starter: bool
+    iban: Annotated[str, Field(min_length=5, max_length=42)]
+    contact: Recipient
+    requester: Requester
+
+
+class DeclarationReceived(Strict):
+    registration: KeyIn
+    received_on: dt.date
+    signed_by: NonEmpty
+
+
+_CONDITIONAL_NEEDS_DEADLINE: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"result": {"const": "conditional"}}},
+            "then": {"required": ["follow_up_deadline"]},
+            "else": {"not": {"required": ["follow_up_deadline"]}},
+        },
+        {
+            "if": {"properties": {"result": {"const": "not_performed"}}},
+            "then": {"properties": {"kind": {"const": "follow_up"}}},
+        },
+    ]
+}
+
+
+class AuditReported(Strict, json_schema_extra=_CONDITIONAL_NEEDS_DEADLINE):
+    report_id: NonEmpty
+    audit_bureau: EnterpriseNumberSpelling
+    registration: KeyIn
+    kind: Literal["full", "limited", "follow_up"]
+    result: Literal["passed", "conditional", "failed", "not_performed"]
+    audit_date: dt.date
+    report_date: dt.date
+    follow_up_deadline: Annotated[
+        dt.date | None, WithJsonSchema({"type": "string", "format": "date"})
+    ] = None
+    findings: list[NORM_CODES] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deadline_exactly_when_conditional(self) -> AuditReported:
+        if (self.result == "conditional") != (self.follow_up_deadline is not None):
+            raise ValueError("follow_up_deadline is required exactly when result is conditional")
+        if self.result == "not_performed" and self.kind != "follow_up":
+            raise ValueError("result not_performed is only for a follow_up audit")
+        return self
+
+
+class ReactionReceived(Strict):
+    audit_bureau: EnterpriseNumberSpelling
+    registration: KeyIn
+    report_id: NonEmpty
+    received_on: dt.date
+
+
+class ApprovalGranted(Strict):
+    registration: KeyIn
+    approved_on: dt.date
+    reference: NonEmpty
+
+
+InboundData = (
+    RegistrationRequested | DeclarationReceived | AuditReported | ReactionReceived | ApprovalGranted
+)
+
+INBOUND: dict[str, type[InboundData]] = {
+    "registration.requested": RegistrationRequested,
+    "declaration.received": DeclarationReceived,
+    "audit.reported": AuditReported,
+    "audit.reaction_received": ReactionReceived,
+    "approval.granted": ApprovalGranted,
+}

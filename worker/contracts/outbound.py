@@ -1,0 +1,149 @@
+"""Data of the events the worker publishes on `kmo.events` (contract.md § Outbound)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from worker.contracts.common import REGISTRATION_NUMBER, Key, Recipient, State, Strict
+from worker.contracts.inbound import NORM_CODES
+
+RefusalReason = Literal[
+    "invalid_enterprise_number",
+    "invalid_iban",
+    "iban_not_sepa",
+    "provider_is_audit_bureau",
+    "department_not_allowed",
+    "foreign_requester_needs_bis",
+    "missing_user_right",
+    "duplicate_request",
+    "no_reaction_to_failed_audit",
+]
+StopReason = Literal["follow_up_failed", "follow_up_missed"]
+ExpiryReason = Literal["period_ended", "starter_modules_missing"]
+DaysLeft = Annotated[int, Field(ge=0)]
+
+
+class Period(Strict):
+    start: dt.date
+    end: dt.date
+
+
+class EventData(Strict):
+    """What every event says: which registration, its number and state after the event, and
+    whether a mailer may write to the provider about it. `registration_number`, `state` and
+    `recipient` are null only where no registration exists (a refused request whose enterprise
+    number is invalid, a message about a key nobody requested)."""
+
+    registration: Key
+    registration_number: Annotated[str, Field(pattern=REGISTRATION_NUMBER)] | None
+    state: State | None
+    notify: bool
+    recipient: Recipient | None
+
+
+class RequestAccepted(EventData):
+    pass
+
+
+class Refused(EventData):
+    reason: RefusalReason
+
+
+class Registered(EventData):
+    period: Period
+
+
+class RegisteredConditionally(EventData):
+    period: Period
+    follow_up_deadline: dt.date
+
+
+class AdmittedTemporarily(EventData):
+    period: Period
+
+
+class Extended(EventData):
+    period: Period
+
+
+class Converted(EventData):
+    period: Period
+
+
+class AuditFailed(EventData):
+    reaction_deadline: dt.date
+    findings: list[NORM_CODES]
+
+
+class Stopped(EventData):
+    reason: StopReason
+
+
+class Expired(EventData):
+    reason: ExpiryReason
+
+
+class Expiring(EventData):
+    period: Period
+    days_left: DaysLeft
+
+
+class FollowUpDue(EventData):
+    follow_up_deadline: dt.date
+    days_left: DaysLeft
+
+
+class ReactionDue(EventData):
+    reaction_deadline: dt.date
+    days_left: DaysLeft
+
+
+class StarterModulesDue(EventData):
+    period: Period
+    days_left: DaysLeft
+
+
+class Ignored(EventData):
+    reason: Annotated[str, Field(pattern=r"^[a-z_]+$")]
+    ignored_id: Annotated[str, Field(min_length=1)]
+
+
+OutboundData = (
+    RequestAccepted
+    | Refused
+    | Registered
+    | RegisteredConditionally
+    | AdmittedTemporarily
+    | Extended
+    | Converted
+    | AuditFailed
+    | Stopped
+    | Expired
+    | Expiring
+    | FollowUpDue
+    | ReactionDue
+    | StarterModulesDue
+    | Ignored
+)
+
+OUTBOUND: dict[str, type[OutboundData]] = {
+    "decision.request_accepted": RequestAccepted,
+    "decision.refused": Refused,
+    "decision.registered": Registered,
+    "decision.registered_conditionally": RegisteredConditionally,
+    "decision.admitted_temporarily": AdmittedTemporarily,
+    "decision.extended": Extended,
+    "decision.converted": Converted,
+    "decision.audit_failed": AuditFailed,
+    "decision.stopped": Stopped,
+    "decision.expired": Expired,
+    "notice.expiring": Expiring,
+    "notice.follow_up_due": FollowUpDue,
+    "notice.reaction_due": ReactionDue,
+    "notice.starter_modules_due": StarterModulesDue,
+    "message.ignored": Ignored,
+}
+TYPE_OF: dict[type[EventData], str] = {model: name for name, model in OUTBOUND.items()}

@@ -1,0 +1,95 @@
+"""`schemas/*.json` are generated from the pydantic models here; at run time they are the contract.
+
+`kmo-worker schemas --write` regenerates the files; a unit test fails when they differ from the
+models, so the two can never drift. Validation loads exactly these files (the ones shipped in the
+repository, or a folder named by the caller) and compiles one validator per message type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from worker.contracts.envelope import INBOUND_ENVELOPES, OUTBOUND_ENVELOPES
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+class _Draft202012(GenerateJsonSchema):
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        generated = super().generate(schema, mode=mode)
+        return {"$schema": DIALECT, **generated}
+
+
+def generated() -> dict[str, dict[str, Any]]:
+    """File name → schema, for every message type of the contract."""
+    models: dict[str, tuple[str, type[BaseModel]]] = {
+        **{name: ("inbound", model) for name, model in INBOUND_ENVELOPES.items()},
+        **{name: ("outbound", model) for name, model in OUTBOUND_ENVELOPES.items()},
+    }
+    files = {}
+    for name, (direction, model) in sorted(models.items()):
+        schema = model.model_json_schema(schema_generator=_Draft202012)
+        schema["$id"] = f"urn:kmo:schema:{name}"
+        schema["description"] = f"{direction} CloudEvent `{name}` (see contract.md)"
+        files[f"{name}.json"] = schema
+    return files
+
+
+def render(schema: Mapping[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(folder: Path = SCHEMA_DIR) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, schema in generated().items():
+        path = folder / file_name
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class Violation:
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+class Validators:
+    """One compiled JSON Schema validator per message type, loaded from the schema files."""
+
+    def __init__(self, folder: Path = SCHEMA_DIR) -> None:
+        self._by_type: dict[str, Draft202012Validator] = {}
+        for path in sorted(folder.glob("*.json")):
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            Draft202012Validator.check_schema(schema)
+            self._by_type[path.name.removesuffix(".json")] = Draft202012Validator(
+                schema, format_checker=FormatChecker()
+            )
+        if not self._by_type:
+            raise FileNotFoundError(f"no JSON Schema files in {folder}")
+
+    def knows(self, type_name: str) -> bool:
+        return type_name in self._by_type
+
+    def violations(self, type_name: str, document: Any) -> Iterator[Violation]:
+        errors = sorted(self._by_type[type_name].iter_errors(document), key=lambda e: e.path)
+        for error in errors:
+            pointer = "/" + "/".join(str(part) for part in error.absolute_path)
+            yield Violation(pointer if error.absolute_path else "", error.message)
+
+    def first_violation(self, type_name: str, document: Any) -> Violation | None:
+        return next(self.violations(type_name, document), None)

@@ -1,0 +1,173 @@
+"""The transition table: (state, trigger) → the rule that decides. Hold it against lifecycle.md.
+
+`decide` runs an inbound message through it, `fire` a timer. Both are pure: the business date
+comes in through the `Context`, and the registration number for a new key from the caller.
+Every (state, message) pair has an outcome (R11): a pair missing from the table is answered
+with `message.ignored` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from worker.contracts.common import Key, State
+from worker.contracts.inbound import (
+    ApprovalGranted,
+    AuditReported,
+    DeclarationReceived,
+    InboundData,
+    ReactionReceived,
+    RegistrationRequested,
+)
+from worker.contracts.outbound import (
+    EventData,
+    Expiring,
+    FollowUpDue,
+    Period,
+    ReactionDue,
+    StarterModulesDue,
+)
+from worker.domain import identifiers, transitions
+from worker.domain.model import TERMINAL, Context, Registration
+from worker.domain.outcome import Message, Outcome, event, ignored
+from worker.domain.schedule import Timer, timers_for
+
+Rule = Callable[[Registration, Message, Context], Outcome]
+
+S = State
+R = transitions
+TABLE: dict[tuple[State, str], Rule] = {
+    # R2: the declaration is recorded whenever it comes before a decision needs it.
+    (S.REQUESTED, "declaration"): R.declaration,
+    (S.AUDIT_FAILED, "declaration"): R.declaration,
+    (S.AWAITING_REAUDIT, "declaration"): R.declaration,
+    # R1, R3, R6, R7: the first audit, and the new audit after a reaction.
+    (S.REQUESTED, "audit.passed"): R.audit,
+    (S.REQUESTED, "audit.conditional"): R.audit,
+    (S.REQUESTED, "audit.failed"): R.audit,
+    (S.AWAITING_REAUDIT, "audit.passed"): R.audit,
+    (S.AWAITING_REAUDIT, "audit.conditional"): R.audit,
+    (S.AWAITING_REAUDIT, "audit.failed"): R.audit,
+    # R6: a reaction to a failed audit.
+    (S.AUDIT_FAILED, "reaction"): R.reaction,
+    # R3: the minister's approval starts a conditional registration.
+    (S.AWAITING_APPROVAL, "approval"): R.approval,
+    # R4, R5: the follow-up audit of a conditional registration.
+    (S.REGISTERED_CONDITIONALLY, "follow_up.passed"): R.conditional_follow_up,
+    (S.REGISTERED_CONDITIONALLY, "follow_up.conditional"): R.conditional_follow_up,
+    (S.REGISTERED_CONDITIONALLY, "follow_up.failed"): R.conditional_follow_up,
+    (S.REGISTERED_CONDITIONALLY, "follow_up.not_performed"): R.conditional_follow_up,
+    # R7: the starter's two modules.
+    (S.ADMITTED_TEMPORARILY, "follow_up.passed"): R.starter_follow_up,
+    (S.ADMITTED_TEMPORARILY, "follow_up.conditional"): R.starter_follow_up,
+    (S.ADMITTED_TEMPORARILY, "follow_up.failed"): R.starter_follow_up,
+    (S.ADMITTED_TEMPORARILY, "follow_up.not_performed"): R.starter_follow_up,
+}
+
+TimerRule = Callable[[Registration, Context], Outcome]
+TIMER_TABLE: dict[tuple[State, str], TimerRule] = {
+    (S.REGISTERED_CONDITIONALLY, "deadline.follow_up"): R.stop_follow_up_missed,  # R5
+    (S.AUDIT_FAILED, "deadline.reaction"): R.refuse_no_reaction,  # R6
+    (S.ADMITTED_TEMPORARILY, "deadline.period_end"): R.expire,  # R7
+    (S.REGISTERED, "deadline.period_end"): R.expire,  # R8
+    (S.REGISTERED_CONDITIONALLY, "deadline.period_end"): R.expire,  # R8
+}
+
+TRIGGERS = (
+    "request",
+    "declaration",
+    "audit.passed",
+    "audit.conditional",
+    "audit.failed",
+    "follow_up.passed",
+    "follow_up.conditional",
+    "follow_up.failed",
+    "follow_up.not_performed",
+    "reaction",
+    "approval",
+)
+
+
+def trigger(data: InboundData) -> str:
+    if isinstance(data, RegistrationRequested):
+        return "request"
+    if isinstance(data, DeclarationReceived):
+        return "declaration"
+    if isinstance(data, AuditReported):
+        family = "follow_up" if data.kind == "follow_up" else "audit"
+        return f"{family}.{data.result}"
+    if isinstance(data, ReactionReceived):
+        return "reaction"
+    assert isinstance(data, ApprovalGranted)
+    return "approval"
+
+
+def key_of(data: InboundData) -> Key:
+    """The registration key as published: the enterprise number always as ten digits."""
+    key = data.registration
+    number = identifiers.normalise_enterprise_number(key.enterprise_number)
+    return Key(enterprise_number=number, unit=key.unit, service=key.service)
+
+
+def needs_number(registration: Registration | None, data: InboundData) -> bool:
+    """Should the caller allocate a registration number before `decide`? (a first request)"""
+    return (
+        registration is None
+        and isinstance(data, RegistrationRequested)
+        and identifiers.is_valid_enterprise_number(data.registration.enterprise_number)
+    )
+
+
+def decide(
+    registration: Registration | None,
+    message: Message,
+    ctx: Context,
+    number: str | None = None,
+) -> Outcome:
+    key = key_of(message.data)
+    name = trigger(message.data)
+    if name == "request":
+        return R.request(registration, message, ctx, key, number)
+    if registration is None:
+        return ignored(None, key, message, "unknown_registration")
+    data = message.data
+    if isinstance(data, AuditReported) and data.report_id in registration.reports_seen:
+        return ignored(registration, key, message, "duplicate_report")
+    if registration.state in TERMINAL:
+        return ignored(registration, key, message, "registration_closed")
+    rule = TABLE.get((registration.state, name))
+    if rule is None:
+        family = name.split(".")[0]
+        return ignored(registration, key, message, f"{family}_not_awaited")
+    return rule(registration, message, ctx)
+
+
+def fire(registration: Registration, timer: Timer, ctx: Context) -> Outcome:
+    """A due timer. One that no longer belongs to the registration's state does nothing."""
+    if timer not in timers_for(registration, ctx.offsets):
+        return Outcome(registration, (), "R9", "stale timer")
+    if timer.kind.startswith("notice."):
+        return _notice(registration, timer, ctx)
+    return TIMER_TABLE[(registration.state, timer.kind)](registration, ctx)
+
+
+def _notice(registration: Registration, timer: Timer, ctx: Context) -> Outcome:
+    """R9: sent on its day, or late with the true number of days left; never after the date."""
+    days_left = (timer.deadline - ctx.today).days
+    if days_left < 0:
+        return Outcome(registration, (), "R9", "notice too late to be useful")
+    notice: EventData
+    period: Period | None = registration.period
+    if timer.kind == "notice.expiring":
+        notice = event(Expiring, registration, period=period, days_left=days_left)
+    elif timer.kind == "notice.starter_modules_due":
+        notice = event(StarterModulesDue, registration, period=period, days_left=days_left)
+    elif timer.kind == "notice.follow_up_due":
+        notice = event(
+            FollowUpDue, registration, follow_up_deadline=timer.deadline, days_left=days_left
+        )
+    else:
+        notice = event(
+            ReactionDue, registration, reaction_deadline=timer.deadline, days_left=days_left
+        )
+    return Outcome(registration, (notice,), "R9", timer.kind)

@@ -1,0 +1,70 @@
+"""Which timers a registration needs in its current state (R5–R9).
+
+Timers are derived from the state, never stored in it: on every change of state the shell replaces
+the registration's pending timers with `timers_for(registration)`, and firing a timer first checks
+that it is still one of them, so a timer left over from an earlier state can never act.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from worker.contracts.common import State
+from worker.domain import dates
+from worker.domain.model import NoticeOffsets, Registration
+
+DeadlineKind = Literal["deadline.follow_up", "deadline.reaction", "deadline.period_end"]
+NoticeKind = Literal[
+    "notice.expiring", "notice.follow_up_due", "notice.reaction_due", "notice.starter_modules_due"
+]
+TimerKind = DeadlineKind | NoticeKind
+
+
+@dataclass(frozen=True, order=True)
+class Timer:
+    due: dt.date
+    kind: TimerKind
+    deadline: dt.date
+    offset_days: int = 0
+
+    @property
+    def cause_id(self) -> str:
+        """What events caused by this timer name as `causationid` (stable across replays)."""
+        return f"timer:{self.kind}:{self.deadline.isoformat()}:{self.offset_days}"
+
+
+def timers_for(registration: Registration, offsets: NoticeOffsets) -> frozenset[Timer]:
+    timers: set[Timer] = set()
+    period, state = registration.period, registration.state
+    if state in (State.REGISTERED, State.REGISTERED_CONDITIONALLY) and period:
+        timers |= _deadline("deadline.period_end", period.end)
+        timers |= _notices(registration, "notice.expiring", period.end, offsets.expiring)
+    if state is State.REGISTERED_CONDITIONALLY and registration.follow_up_deadline:
+        deadline = registration.follow_up_deadline
+        timers |= _deadline("deadline.follow_up", deadline)
+        timers |= _notices(registration, "notice.follow_up_due", deadline, offsets.follow_up_due)
+    if state is State.ADMITTED_TEMPORARILY and period:
+        timers |= _deadline("deadline.period_end", period.end)
+        timers |= _notices(
+            registration, "notice.starter_modules_due", period.end, offsets.starter_modules_due
+        )
+    if state is State.AUDIT_FAILED and registration.reaction_deadline:
+        deadline = registration.reaction_deadline
+        timers |= _deadline("deadline.reaction", deadline)
+        timers |= _notices(registration, "notice.reaction_due", deadline, offsets.reaction_due)
+    return frozenset(timers)
+
+
+def _deadline(kind: DeadlineKind, deadline: dt.date) -> set[Timer]:
+    return {Timer(dates.fires_on(deadline), kind, deadline)}
+
+
+def _notices(
+    registration: Registration, kind: NoticeKind, deadline: dt.date, offsets: tuple[int, ...]
+) -> set[Timer]:
+    # A notice whose day fell before its state began is not sent at all (R9).
+    days = ((deadline - dt.timedelta(days=offset), offset) for offset in offsets)
+    since = registration.state_since
+    return {Timer(day, kind, deadline, offset) for day, offset in days if day >= since}

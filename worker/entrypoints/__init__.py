@@ -1,0 +1,1 @@
+"""Consumer loop, command line and demo."""

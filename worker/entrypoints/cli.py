@@ -1,0 +1,155 @@
+"""`kmo-worker`: the command line for operators and batch runs (contract.md)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from kombu.messaging import Producer
+
+from worker import __version__, config
+from worker.adapters import broker, database
+from worker.bootstrap import App, bootstrap
+from worker.contracts import schemas
+from worker.entrypoints import demo, report
+from worker.entrypoints.runner import Runner
+from worker.service.clock import Clock
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = config.load()
+    except config.ConfigurationError as error:
+        print(f"kmo-worker: configuration error: {error}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        return demo.run(settings)
+    if args.command == "schemas":
+        return _schemas(args)
+    if getattr(args, "today", None):
+        settings = settings.model_copy(update={"today": args.today})
+    app = bootstrap(settings, Clock(settings.today))
+    handler = {
+        "migrate": _migrate,
+        "run": _run,
+        "publish": _publish,
+        "show": _show,
+    }[args.command]
+    return handler(app, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kmo-worker", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the database migrations")
+    run = commands.add_parser("run", help="consume, decide, publish, fire timers")
+    run.add_argument("--today", type=dt.date.fromisoformat, help="fixed business date")
+    run.add_argument(
+        "--until-idle", action="store_true", help="handle everything waiting, then exit 0"
+    )
+    publish = commands.add_parser("publish", help="publish CloudEvents JSON or NDJSON inbound")
+    publish.add_argument("file", help="a file, or - for standard input")
+    publish.add_argument("--user", help="AMQP user_id to set (default: the broker URL's user)")
+    show = commands.add_parser("show", help="state, period and history of a provider")
+    show.add_argument("enterprise_number")
+    show.add_argument("--service", choices=["training", "advice"])
+    commands.add_parser("demo", help="a small realistic batch through the embedded default")
+    schema = commands.add_parser("schemas", help="write or check schemas/ from the models")
+    schema.add_argument("--check", action="store_true", help="exit 1 if schemas/ is stale")
+    return parser
+
+
+def _migrate(app: App, _args: argparse.Namespace) -> int:
+    revision = database.migrate(app.engine)
+    print(f"database at revision {revision}")
+    return 0
+
+
+def _run(app: App, args: argparse.Namespace) -> int:
+    if not database.is_at_head(app.engine):
+        if app.engine.dialect.name != "sqlite":
+            print(
+                "kmo-worker: the database is not migrated; run `kmo-worker migrate`",
+                file=sys.stderr,
+            )
+            return 2
+        database.migrate(app.engine)  # the embedded default sets itself up
+    runner = Runner(app)
+    runner.install_signal_handlers()
+    return runner.run(until_idle=args.until_idle)
+
+
+def _publish(app: App, args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    user = args.user
+    if user is None and not app.settings.is_embedded_broker:
+        user = urlparse(app.settings.broker_url).username or "guest"
+    problems = 0
+    with broker.connect(app.settings, confirms=True) as connection:
+        broker.declare(connection, app.topology)
+        producer = Producer(connection.default_channel)
+        for number, document, problem in _documents(text):
+            if problem:
+                print(f"message {number}: not published: {problem}", file=sys.stderr)
+                problems += 1
+                continue
+            body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+            broker.publish_inbound(producer, body, document["type"], user)
+            print(f"published {document['type']} {document.get('id', '')}")
+    return 1 if problems else 0
+
+
+def _documents(text: str) -> Iterator[tuple[int, Any, str | None]]:
+    """One JSON object, a JSON array of them, or NDJSON; each must name its `type`."""
+    try:
+        whole = json.loads(text)
+        items = whole if isinstance(whole, list) else [whole]
+    except json.JSONDecodeError:
+        items = []
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    items.append(error)
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, json.JSONDecodeError):
+            yield number, None, f"not JSON ({item})"
+        elif not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            yield number, None, "not a CloudEvents object with a type"
+        else:
+            yield number, item, None
+
+
+def _show(app: App, args: argparse.Namespace) -> int:
+    text = report.show(app.engine, args.enterprise_number, args.service)
+    print(text)
+    return 0 if text and not text.startswith("No registration") else 1
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    if args.check:
+        stale = [
+            name
+            for name, schema in schemas.generated().items()
+            if not (schemas.SCHEMA_DIR / name).exists()
+            or (schemas.SCHEMA_DIR / name).read_text(encoding="utf-8") != schemas.render(schema)
+        ]
+        for name in stale:
+            print(f"stale: schemas/{name}", file=sys.stderr)
+        return 1 if stale else 0
+    for path in schemas.write():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The consumer loop: deliveries in, one transaction each, ack; then the relay and the sweep.
+
+Deliveries are buffered by the kombu callback and handled by the loop, never inside the callback,
+so publishing (on its own connection, with confirms) never re-enters the consumer.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import structlog
+from kombu.message import Message as KombuMessage
+from kombu.messaging import Consumer, Producer
+
+from worker.adapters import broker, repository
+from worker.bootstrap import App
+from worker.observability import logs
+from worker.observability import metrics as m
+from worker.service import handling, intake, relay, retrying, sweep
+
+POLL_SECONDS = 0.2  # how long one wait for deliveries lasts before the loop looks around
+SWEEP_EVERY_SECONDS = 1.0
+
+log = logs.get(__name__)
+
+
+class Runner:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self._buffer: list[KombuMessage] = []
+        self._last_sweep = 0.0
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("stop_requested", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def run(self, *, until_idle: bool = False) -> int:
+        settings = self.app.settings
+        topo = self.app.topology
+        with (
+            broker.connect(settings) as consuming,
+            broker.connect(settings, confirms=True) as publishing,
+        ):
+            consuming.ensure_connection(max_retries=10)
+            publishing.ensure_connection(max_retries=10)
+            broker.declare(consuming, topo)
+            broker.declare(publishing, topo)
+            m.BROKER_CONNECTED.set(1)
+            # The embedded transport cannot return unroutable messages; only AMQP has on_return.
+            on_return = None if settings.is_embedded_broker else self._returned
+            producer = Producer(publishing.default_channel, on_return=on_return)
+            consumer = Consumer(
+                consuming.default_channel,
+                queues=[topo.inbound],
+                on_message=self._buffer.append,
+                prefetch_count=settings.prefetch,
+            )
+            log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
+            with consumer:
+                self._loop(consuming, producer, until_idle)
+            self._flush(producer)
+            m.BROKER_CONNECTED.set(0)
+        log.info("worker_stopped")
+        return 0
+
+    def _loop(self, consuming: Any, producer: Producer, until_idle: bool) -> None:
+        while not self.stopping.is_set():
+            try:
+                consuming.drain_events(timeout=POLL_SECONDS)
+                waited_in_vain = False
+            except TimeoutError:
+                waited_in_vain = True
+            except socket.timeout:  # noqa: UP041 - kombu raises either, depending on transport
+                waited_in_vain = True
+            self._handle_buffer(producer)
+            self._flush(producer)
+            now = time.monotonic()
+            if waited_in_vain or now - self._last_sweep >= SWEEP_EVERY_SECONDS:
+                self._last_sweep = now
+                fired = self._sweep()
+                if fired:
+                    self._flush(producer)
+                elif until_idle and waited_in_vain and self._inbound_empty(consuming):
+                    return
+
+    def _inbound_empty(self, consuming: Any) -> bool:
+        queue = self.app.topology.inbound(consuming.default_channel)
+        _name, ready, _consumers = queue.queue_declare(passive=True)
+        return not ready and not self._buffer
+
+    def _handle_buffer(self, producer: Producer) -> None:
+        while self._buffer:
+            message = self._buffer.pop(0)
+            self._handle(message, producer)
+
+    def _handle(self, message: KombuMessage, producer: Producer) -> None:
+        started = time.perf_counter()
+        info = message.delivery_info or {}
+        delivery = broker.Delivery(
+            body=message.body if isinstance(message.body, bytes) else str(message.body).encode(),
+            properties=message.properties or {},
+            headers=message.headers or {},
+            exchange=info.get("exchange", ""),
+            routing_key=info.get("routing_key", ""),
+        )
+        verdict = intake.check(
+            delivery.body,
+            delivery.properties,
+            self.app.validators,
+            self.app.settings,
+            self.app.settings.max_message_bytes,
+        )
+        structlog.contextvars.bind_contextvars(
+            message_id=getattr(verdict, "id", None), type=getattr(verdict, "type", None)
+        )
+        try:
+            if isinstance(verdict, intake.Rejected):
+                self._dead_letter(producer, delivery, verdict.reason, verdict.error)
+                message.ack()
+                return
+            try:
+                handled = retrying.call(
+                    lambda: handling.handle(
+                        self.app.shell, verdict, self.app.context(), self.app.clock.now()
+                    ),
+                    on_retry=lambda cause: m.RETRIES.labels(cause).inc(),
+                )
+            except Exception as error:
+                log.exception("processing_failed")
+                self._dead_letter(producer, delivery, "processing_failed", repr(error))
+                message.ack()
+                return
+            message.ack()
+            seconds = time.perf_counter() - started
+            m.MESSAGES.labels(verdict.type, handled.outcome).inc()
+            m.HANDLING_SECONDS.observe(seconds)
+            log.info(
+                "message_handled",
+                outcome=handled.outcome,
+                registration_number=handled.registration_number,
+                rule=handled.rule,
+                events=list(handled.events),
+                duration_ms=round(seconds * 1000, 2),
+            )
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    def _dead_letter(
+        self, producer: Producer, delivery: broker.Delivery, reason: str, error: str
+    ) -> None:
+        broker.dead_letter(producer, delivery, reason, error, self.app.clock.now())
+        m.DEAD_LETTERS.labels(reason).inc()
+        m.MESSAGES.labels(delivery.routing_key or "unknown", "dead_lettered").inc()
+        log.warning("message_dead_lettered", reason=reason, error=error)
+
+    def _flush(self, producer: Producer) -> int:
+        def publish(row: repository.PendingEvent) -> None:
+            broker.publish_event(producer, row.event_id, row.type, row.body)
+            m.EVENTS_PUBLISHED.labels(row.type).inc()
+            m.LAST_PUBLISH.set(time.time())
+
+        return relay.flush(self.app.engine, publish, self.app.clock.now)
+
+    def _sweep(self) -> int:
+        def fired(due: repository.DueTimer, handled: handling.Handled) -> None:
+            m.TIMERS_FIRED.labels(due.timer.kind).inc()
+            log.info(
+                "timer_fired",
+                kind=due.timer.kind,
+                deadline=due.timer.deadline.isoformat(),
+                registration_number=handled.registration_number,
+                events=list(handled.events),
+            )
+
+        return sweep.sweep(self.app.shell, self.app.context(), self.app.clock, fired)
+
+    def _returned(
+        self, exception: Exception, exchange: str, routing_key: str, message: Any
+    ) -> None:
+        m.EVENTS_RETURNED.inc()
+        log.error("event_unroutable", exchange=exchange, routing_key=routing_key)

@@ -1,0 +1,68 @@
+"""Every Prometheus metric of the worker, defined once (names per the Prometheus conventions)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES = Counter(
+    "kmo_messages_consumed_total",
+    "Inbound messages by type and outcome (handled, ignored, duplicate, dead_lettered).",
+    ["type", "outcome"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "kmo_messages_dead_lettered_total",
+    "Inbound messages moved to kmo.dead-letter, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+HANDLING_SECONDS = Histogram(
+    "kmo_message_handling_seconds",
+    "Time from delivery to commit of one inbound message.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+EVENTS_PUBLISHED = Counter(
+    "kmo_events_published_total",
+    "Decisions, notices and operational events published to kmo.events, by type.",
+    ["type"],
+    registry=REGISTRY,
+)
+EVENTS_RETURNED = Counter(
+    "kmo_events_returned_total",
+    "Events the broker returned as unroutable (mandatory flag): no queue was bound for them.",
+    registry=REGISTRY,
+)
+OUTBOX_BACKLOG = Gauge(
+    "kmo_outbox_backlog_events", "Events committed but not yet published.", registry=REGISTRY
+)
+OUTBOX_OLDEST_SECONDS = Gauge(
+    "kmo_outbox_oldest_event_age_seconds",
+    "Age of the oldest unpublished event (0 when the outbox is empty).",
+    registry=REGISTRY,
+)
+TIMERS_FIRED = Counter(
+    "kmo_timers_fired_total", "Timers fired, by kind.", ["kind"], registry=REGISTRY
+)
+TIMERS_DUE = Gauge(
+    "kmo_timers_due", "Timers due by the business date and not yet fired.", registry=REGISTRY
+)
+TIMERS_OVERDUE = Gauge(
+    "kmo_timers_overdue",
+    "Timers due before the business date and still not fired (the sweep is behind).",
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "kmo_retries_total", "Transient failures retried, by cause.", ["cause"], registry=REGISTRY
+)
+BROKER_CONNECTED = Gauge(
+    "kmo_broker_connected", "1 while the consuming connection is up.", registry=REGISTRY
+)
+REGISTRATIONS = Gauge("kmo_registrations", "Registrations by state.", ["state"], registry=REGISTRY)
+LAST_PUBLISH = Gauge(
+    "kmo_last_publish_timestamp_seconds",
+    "Unix time of the last event the broker confirmed.",
+    registry=REGISTRY,
+)

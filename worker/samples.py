@@ -1,0 +1,125 @@
+"""Builders of valid inbound CloudEvents, shipped with the package: the demo, the tests and the
+benchmark use them, and upstream teams can read them as examples. Override any field by keyword.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+APPOINTED_BUREAU = "0403170701"
+SAMPLE_IBAN = "BE68539007547034"
+USER_RIGHT = "kmo-portefeuille-dienstverlener"
+BIS_NUMBER = "75231500124"  # born 1975-03-15, month + 20: a valid BIS number
+NATIONAL_NUMBER = "85010100313"
+
+
+def key(
+    enterprise_number: str, service: str = "training", department: str | None = None
+) -> dict[str, Any]:
+    unit: dict[str, Any] = {"kind": "registered_office"}
+    if department is not None:
+        unit = {"kind": "department", "department_id": department}
+    return {"enterprise_number": enterprise_number, "unit": unit, "service": service}
+
+
+def envelope(
+    type_name: str,
+    data: dict[str, Any],
+    message_id: str | None = None,
+    source: str = "urn:kmo:e-loket",
+) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": message_id or str(uuid.uuid4()),
+        "source": source,
+        "type": type_name,
+        "time": "2026-03-02T09:15:00Z",
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def request(
+    registration: dict[str, Any], *, message_id: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "request_id": fields.pop("request_id", str(uuid.uuid4())),
+        "registration": registration,
+        "organisation": {"name": "Opleidingen Peeters bv", "kind": "company", "country": "BE"},
+        "starter": False,
+        "iban": SAMPLE_IBAN,
+        "contact": {"email": "info@peeters.example", "language": "nl"},
+        "requester": {"id_type": "insz", "id_number": NATIONAL_NUMBER, "user_right": USER_RIGHT},
+    }
+    data.update(fields)
+    return envelope("registration.requested", data, message_id)
+
+
+def declaration(
+    registration: dict[str, Any], received_on: dt.date, *, message_id: str | None = None
+) -> dict[str, Any]:
+    data = {
+        "registration": registration,
+        "received_on": received_on.isoformat(),
+        "signed_by": "An Peeters",
+    }
+    return envelope("declaration.received", data, message_id)
+
+
+def audit(
+    registration: dict[str, Any],
+    audit_date: dt.date,
+    *,
+    kind: str = "full",
+    result: str = "passed",
+    follow_up_deadline: dt.date | None = None,
+    report_id: str | None = None,
+    bureau: str = APPOINTED_BUREAU,
+    findings: list[str] | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "report_id": report_id or f"AR-{uuid.uuid4().hex[:10]}",
+        "audit_bureau": bureau,
+        "registration": registration,
+        "kind": kind,
+        "result": result,
+        "audit_date": audit_date.isoformat(),
+        "report_date": audit_date.isoformat(),
+        "findings": findings or [],
+    }
+    if follow_up_deadline is not None:
+        data["follow_up_deadline"] = follow_up_deadline.isoformat()
+    return envelope("audit.reported", data, message_id, source=f"urn:kmo:audit-bureau:{bureau}")
+
+
+def reaction(
+    registration: dict[str, Any],
+    report_id: str,
+    received_on: dt.date,
+    *,
+    bureau: str = APPOINTED_BUREAU,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    data = {
+        "audit_bureau": bureau,
+        "registration": registration,
+        "report_id": report_id,
+        "received_on": received_on.isoformat(),
+    }
+    return envelope(
+        "audit.reaction_received", data, message_id, source=f"urn:kmo:audit-bureau:{bureau}"
+    )
+
+
+def approval(
+    registration: dict[str, Any], approved_on: dt.date, *, message_id: str | None = None
+) -> dict[str, Any]:
+    data = {
+        "registration": registration,
+        "approved_on": approved_on.isoformat(),
+        "reference": "MB-2027-0042",
+    }
+    return envelope("approval.granted", data, message_id, source="urn:kmo:back-office")

@@ -1,0 +1,38 @@
+"""Outbound CloudEvents: deterministic ids, so handling the same cause twice yields the same ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+
+from worker.contracts.outbound import TYPE_OF, EventData
+
+NAMESPACE = uuid.UUID("6f1c1d1e-5a0b-4f5e-8a51-7d0f3e0b6c2a")
+
+
+def event_id(cause_id: str, index: int, type_name: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{cause_id}|{index}|{type_name}"))
+
+
+def wrap(
+    events: Sequence[EventData], cause_id: str, source: str, now: dt.datetime
+) -> list[tuple[str, str, str]]:
+    """(id, type, JSON body) for each event, in order."""
+    wrapped = []
+    for index, data in enumerate(events):
+        type_name = TYPE_OF[type(data)]
+        identifier = event_id(cause_id, index, type_name)
+        body = {
+            "specversion": "1.0",
+            "id": identifier,
+            "source": source,
+            "type": type_name,
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "causationid": cause_id,
+            "data": data.model_dump(mode="json"),
+        }
+        wrapped.append((identifier, type_name, json.dumps(body, separators=(",", ":"))))
+    return wrapped

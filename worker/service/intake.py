@@ -1,0 +1,102 @@
+"""Is a delivery a message the lifecycle may see? The checks run in contract.md's order, and the
+first that fails names the dead-letter reason: size, JSON, type, schema, publisher."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from worker.config import Settings
+from worker.contracts.inbound import INBOUND, AuditReported, InboundData, ReactionReceived
+from worker.contracts.schemas import Validators
+from worker.domain import identifiers
+
+DEFAULT_MAX_BYTES = 256 * 1024
+MAY_PUBLISH = {
+    "desk": frozenset({"registration.requested", "declaration.received"}),
+    "back_office": frozenset({"approval.granted"}),
+    "audit_bureau": frozenset({"audit.reported", "audit.reaction_received"}),
+}
+
+Reason = Literal[
+    "too_large", "not_json", "unknown_type", "schema_violation", "unauthorized_publisher"
+]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    type: str
+    data: InboundData
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: Reason
+    error: str
+    id: str | None = None
+    type: str | None = None
+
+
+def check(
+    body: bytes,
+    properties: Mapping[str, Any],
+    validators: Validators,
+    settings: Settings,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Accepted | Rejected:
+    if len(body) > max_bytes:
+        return Rejected("too_large", f"{len(body)} bytes, the limit is {max_bytes}")
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return Rejected("not_json", str(error))
+    if not isinstance(document, dict):
+        return Rejected("not_json", "the body is JSON but not a CloudEvents object")
+    message_id = document.get("id") if isinstance(document.get("id"), str) else None
+    type_name = document.get("type")
+    if (
+        not isinstance(type_name, str)
+        or not validators.knows(type_name)
+        or (type_name not in INBOUND)
+    ):
+        return Rejected("unknown_type", f"type {type_name!r} is not an inbound message type")
+    violation = validators.first_violation(type_name, document)
+    if violation is not None:
+        return Rejected("schema_violation", str(violation), message_id, type_name)
+    try:
+        data = INBOUND[type_name].model_validate(document["data"])
+    except ValidationError as error:  # the schema and the models agree; this is a safety net
+        return Rejected("schema_violation", str(error), message_id, type_name)
+    assert message_id is not None
+    refusal = authorisation_problem(type_name, data, properties.get("user_id"), settings)
+    if refusal:
+        return Rejected("unauthorized_publisher", refusal, message_id, type_name)
+    return Accepted(message_id, type_name, data)
+
+
+def authorisation_problem(
+    type_name: str, data: InboundData, user_id: object, settings: Settings
+) -> str | None:
+    """contract.md § Who may publish what. RabbitMQ has already checked that `user_id` is the
+    publishing connection's own user, so it names the publisher."""
+    if not settings.authenticate:
+        return None
+    if not isinstance(user_id, str) or not user_id:
+        return "the message has no user_id property"
+    publisher = settings.publishers.get(user_id)
+    if publisher is None:
+        return f"broker user {user_id!r} is not a known publisher"
+    if type_name not in MAY_PUBLISH[publisher.role]:
+        return f"role {publisher.role!r} may not publish {type_name}"
+    if isinstance(data, AuditReported | ReactionReceived):
+        bureau = identifiers.normalise_enterprise_number(data.audit_bureau)
+        if bureau != publisher.audit_bureau:
+            return f"audit_bureau {bureau} is not the publisher's own bureau"
+        if bureau not in settings.audit_bureaus:
+            return f"audit bureau {bureau} is not an appointed audit bureau"
+    return None
