@@ -21,12 +21,13 @@ _sequence = itertools.count()
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: Any, message: Any, **kwargs: Any) -> None:
+    # kombu's own filesystem channel already widens the abstract signature this way.
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         stem = f"{time.time_ns():020d}-{os.getpid():08d}-{next(_sequence):010d}"
         final = os.path.join(self.data_folder_out, f"{stem}.{queue}.msg")
         partial = os.path.join(self.data_folder_out, f"{stem}.partial")
         with open(partial, "wb") as handle:
-            handle.write(str_to_bytes(dumps(message)))
+            handle.write(str_to_bytes(dumps(payload)))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, final)
