@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema, model_validator
+from pydantic import Field, StrictBool, WithJsonSchema, model_validator
 
 from worker.contracts.common import EnterpriseNumberSpelling, KeyIn, NonEmpty, Recipient, Strict
 
@@ -30,7 +30,7 @@ class RegistrationRequested(Strict):
     registration: KeyIn
     organisation: Organisation
     department_name: NonEmpty | None = None
-    starter: bool
+    starter: StrictBool
     iban: Annotated[str, Field(min_length=5, max_length=42)]
     contact: Recipient
     requester: Requester

@@ -1,0 +1,145 @@
+"""schemas/*.json are the contract: generated from the models, and never drifting from them."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tests.support import Life
+from worker import samples as s
+from worker.contracts import schemas
+from worker.contracts.inbound import INBOUND
+from worker.contracts.outbound import OUTBOUND
+from worker.service import envelopes
+
+VALIDATORS = schemas.Validators()
+KEY = s.key("1543301276")
+NOW = dt.datetime(2027, 2, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def test_schema_files_equal_the_models() -> None:
+    generated = schemas.generated()
+    on_disk = {p.name: p.read_text(encoding="utf-8") for p in schemas.SCHEMA_DIR.glob("*.json")}
+    assert set(on_disk) == set(generated), "run `kmo-worker schemas` and commit schemas/"
+    for name, schema in generated.items():
+        assert on_disk[name] == schemas.render(schema), f"schemas/{name} drifted from the models"
+
+
+def test_there_is_one_schema_per_message_type_of_the_contract() -> None:
+    assert {p.stem for p in schemas.SCHEMA_DIR.glob("*.json")} == set(INBOUND) | set(OUTBOUND)
+
+
+def test_every_schema_declares_draft_2020_12() -> None:
+    for path in schemas.SCHEMA_DIR.glob("*.json"):
+        assert json.loads(path.read_text())["$schema"] == schemas.DIALECT
+
+
+SAMPLES = [
+    s.request(KEY),
+    s.request(s.key("0240505560", department="FEB"), department_name="Economie"),
+    s.declaration(KEY, dt.date(2027, 1, 1)),
+    s.audit(KEY, dt.date(2027, 1, 1)),
+    s.audit(KEY, dt.date(2027, 1, 1), result="conditional", follow_up_deadline=dt.date(2027, 6, 1)),
+    s.audit(KEY, dt.date(2027, 1, 1), kind="follow_up", result="not_performed"),
+    s.reaction(KEY, "AR-1", dt.date(2027, 1, 1)),
+    s.approval(KEY, dt.date(2027, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("document", SAMPLES, ids=lambda d: d["type"])
+def test_samples_are_valid_for_both_the_schema_and_the_model(document: dict[str, Any]) -> None:
+    assert VALIDATORS.first_violation(document["type"], document) is None
+    INBOUND[document["type"]].model_validate(document["data"])
+
+
+def _broken(document: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    broken = copy.deepcopy(document)
+    target = broken
+    for part in path[:-1]:
+        target = target[part]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "value", "pointer"),
+    [
+        (SAMPLES[0], ["data", "iban"], KeyError, "/data"),
+        (SAMPLES[0], ["data", "starter"], "yes", "/data/starter"),
+        (SAMPLES[0], ["data", "registration", "service"], "coaching", "/data/registration/service"),
+        (
+            SAMPLES[0],
+            ["data", "registration", "enterprise_number"],
+            "12345",
+            "/data/registration/enterprise_number",
+        ),
+        (SAMPLES[0], ["data", "contact", "language"], "es", "/data/contact/language"),
+        (SAMPLES[0], ["data", "nickname"], "x", "/data"),
+        (SAMPLES[0], ["specversion"], "0.3", "/specversion"),
+        (SAMPLES[2], ["data", "received_on"], "2027-02-30", "/data/received_on"),
+        (SAMPLES[3], ["data", "follow_up_deadline"], "2027-06-01", "/data"),  # not conditional
+        (SAMPLES[4], ["data", "follow_up_deadline"], KeyError, "/data"),  # conditional needs it
+        (SAMPLES[3], ["data", "result"], "not_performed", "/data/kind"),  # only for follow_up
+        (
+            SAMPLES[1],
+            ["data", "registration", "unit", "department_id"],
+            KeyError,
+            "/data/registration/unit",
+        ),
+    ],
+)
+def test_schema_and_model_both_reject(
+    document: dict[str, Any], path: list[str], value: Any, pointer: str
+) -> None:
+    broken = _broken(document, path, value)
+    violation = VALIDATORS.first_violation(broken["type"], broken)
+    assert violation is not None
+    assert violation.pointer == pointer
+    if path[0] == "data":
+        with pytest.raises(ValidationError):
+            INBOUND[broken["type"]].model_validate(broken["data"])
+
+
+def test_every_outbound_event_of_a_whole_life_validates_against_its_schema() -> None:
+    life = Life()
+    day = dt.date(2026, 3, 2)
+    life.send(s.request(KEY), day)
+    life.send(s.declaration(KEY, day), day)
+    life.send(s.audit(KEY, day, result="conditional", follow_up_deadline=dt.date(2026, 9, 1)), day)
+    life.send(s.approval(KEY, day), day)
+    life.advance(dt.date(2026, 8, 20))
+    life.send(s.audit(KEY, dt.date(2026, 8, 25), kind="follow_up"), dt.date(2026, 8, 26))
+    life.send(s.audit(KEY, dt.date(2026, 8, 25), kind="follow_up"), dt.date(2026, 8, 26))
+    life.advance(dt.date(2031, 1, 30))
+    life.advance(dt.date(2031, 3, 2))
+    life.send(s.request(s.key("1543301277")), day)
+    assert {*life.types()} >= {
+        "decision.request_accepted",
+        "decision.registered_conditionally",
+        "notice.follow_up_due",
+        "decision.converted",
+        "message.ignored",
+        "notice.expiring",
+        "decision.expired",
+        "decision.refused",
+    }
+    for _id, type_name, body in envelopes.wrap(life.events, "cause-1", "urn:test", NOW):
+        assert VALIDATORS.first_violation(type_name, json.loads(body)) is None, type_name
+
+
+def test_event_ids_are_deterministic_per_cause() -> None:
+    life = Life()
+    life.send(s.request(KEY), dt.date(2027, 1, 1))
+    once = envelopes.wrap(life.events, "msg-1", "urn:test", NOW)
+    again = envelopes.wrap(life.events, "msg-1", "urn:test", NOW)
+    other = envelopes.wrap(life.events, "msg-2", "urn:test", NOW)
+    assert [e[0] for e in once] == [e[0] for e in again]
+    assert [e[0] for e in once] != [e[0] for e in other]

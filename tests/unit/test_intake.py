@@ -1,0 +1,106 @@
+"""Dead-letter reasons in contract.md's order, and who may publish what."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from worker import config
+from worker import samples as s
+from worker.contracts.schemas import Validators
+from worker.service import intake
+
+VALIDATORS = Validators()
+KEY = s.key("1543301276")
+OTHER_BUREAU = "0326541491"
+SETTINGS = config.Settings(
+    broker_url="amqp://guest:guest@localhost//",
+    publishers={
+        "desk": config.Publisher(role="desk"),
+        "vlaio": config.Publisher(role="back_office"),
+        "bqa": config.Publisher(role="audit_bureau", audit_bureau=s.APPOINTED_BUREAU),
+        "rogue": config.Publisher(role="audit_bureau", audit_bureau=OTHER_BUREAU),
+    },
+    audit_bureaus=frozenset({s.APPOINTED_BUREAU}),
+)
+
+
+def check(document: Any, user: str | None = "desk", **kw: Any) -> intake.Accepted | intake.Rejected:
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return intake.check(body, {"user_id": user} if user else {}, VALIDATORS, SETTINGS, **kw)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"x" * 300_000, "too_large"),
+        (b"{not json", "not_json"),
+        (b"\xff\xfe", "not_json"),
+        (b"[1, 2]", "not_json"),
+        (json.dumps({"type": "registration.cancelled", "id": "1"}).encode(), "unknown_type"),
+        (json.dumps({"type": "decision.registered", "id": "1"}).encode(), "unknown_type"),
+        (json.dumps({**s.request(KEY), "data": {}}).encode(), "schema_violation"),
+    ],
+)
+def test_bad_input_reasons(body: bytes, reason: str) -> None:
+    verdict = check(body)
+    assert isinstance(verdict, intake.Rejected)
+    assert verdict.reason == reason
+    assert verdict.error
+
+
+def test_size_is_checked_before_anything_else() -> None:
+    verdict = check(b"{" * 2000, max_bytes=1024)
+    assert isinstance(verdict, intake.Rejected) and verdict.reason == "too_large"
+
+
+def test_schema_is_checked_before_the_publisher() -> None:
+    verdict = check({**s.request(KEY), "data": {}}, user="nobody")
+    assert isinstance(verdict, intake.Rejected) and verdict.reason == "schema_violation"
+    assert verdict.error.startswith("/data")
+
+
+def test_a_valid_message_is_accepted() -> None:
+    document = s.request(KEY)
+    verdict = check(document)
+    assert isinstance(verdict, intake.Accepted)
+    assert (verdict.id, verdict.type) == (document["id"], "registration.requested")
+
+
+def _audit(bureau: str = s.APPOINTED_BUREAU) -> dict[str, Any]:
+    return s.audit(KEY, dt.date(2027, 1, 1), bureau=bureau)
+
+
+@pytest.mark.parametrize(
+    ("document", "user", "allowed"),
+    [
+        (s.request(KEY), "desk", True),
+        (s.request(KEY), None, False),  # no user_id at all
+        (s.request(KEY), "stranger", False),
+        (s.request(KEY), "bqa", False),  # a bureau may not file requests
+        (s.approval(KEY, dt.date(2027, 1, 1)), "vlaio", True),
+        (s.approval(KEY, dt.date(2027, 1, 1)), "desk", False),
+        (_audit(), "bqa", True),
+        (_audit(), "desk", False),  # forged by the desk's account
+        (_audit(), "rogue", False),  # another bureau's account
+        (_audit(OTHER_BUREAU), "rogue", False),  # its own, but not appointed
+        (s.reaction(KEY, "AR-1", dt.date(2027, 1, 1)), "bqa", True),
+        (s.reaction(KEY, "AR-1", dt.date(2027, 1, 1), bureau=OTHER_BUREAU), "bqa", False),
+    ],
+)
+def test_who_may_publish_what(document: dict[str, Any], user: str | None, allowed: bool) -> None:
+    verdict = check(document, user=user)
+    if allowed:
+        assert isinstance(verdict, intake.Accepted)
+    else:
+        assert isinstance(verdict, intake.Rejected) and verdict.reason == "unauthorized_publisher"
+
+
+def test_authentication_is_off_only_when_said_so() -> None:
+    assert config.Settings(broker_url="amqp://x@y//").authenticate
+    assert config.Settings(broker_url="amqps://x@y//").authenticate
+    assert not config.Settings().authenticate  # the embedded transport has no users
+    assert not config.Settings(broker_url="amqp://x@y//", auth_required=False).authenticate

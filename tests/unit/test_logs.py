@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from worker.observability import logs
+
+
+def test_personal_data_is_masked() -> None:
+    line = "iban BE68 5390 0754 7034, BE68539007547034, id 85.01.01-003.13, 75231500124, mail an.peeters@example.be"
+    masked = logs.mask(line)
+    for secret in (
+        "BE68 5390 0754 7034",
+        "BE68539007547034",
+        "85.01.01-003.13",
+        "75231500124",
+        "an.peeters@example.be",
+    ):
+        assert secret not in masked
+    assert masked.startswith("iban BE**")
+
+
+def test_enterprise_and_registration_numbers_stay_readable() -> None:
+    assert logs.mask("DV.O000123 for 0403170701") == "DV.O000123 for 0403170701"
