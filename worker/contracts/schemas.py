@@ -21,7 +21,16 @@ from pydantic_core import CoreSchema
 from worker.contracts.envelope import INBOUND_ENVELOPES, OUTBOUND_ENVELOPES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _schema_dir() -> Path:
+    """The repository's schemas/ in a checkout; its copy inside the package once installed."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "schemas"
+    return installed if installed.is_dir() else package.parent / "schemas"
+
+
+SCHEMA_DIR = _schema_dir()
 
 
 class _Draft202012(GenerateJsonSchema):

@@ -35,6 +35,7 @@ class Runner:
         self.stopping = threading.Event()
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
+        self._retrying = retrying.policy(on_retry=lambda cause: m.RETRIES.labels(cause).inc())
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -129,11 +130,10 @@ class Runner:
                 message.ack()
                 return
             try:
-                handled = retrying.call(
+                handled = self._retrying(
                     lambda: handling.handle(
                         self.app.shell, verdict, self.app.context(), self.app.clock.now()
-                    ),
-                    on_retry=lambda cause: m.RETRIES.labels(cause).inc(),
+                    )
                 )
             except Exception as error:
                 log.exception("processing_failed")

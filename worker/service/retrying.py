@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from worker.adapters.repository import StaleRegistrationError
-
-T = TypeVar("T")
 
 ATTEMPTS = 8
 MAX_SECONDS = 60.0  # a database restart normally takes a few seconds
@@ -41,24 +40,22 @@ def cause(error: BaseException) -> str | None:
     return None
 
 
-def call(
-    operation: Callable[[], T],
+def policy(
     on_retry: Callable[[str], None] = lambda _cause: None,
     attempts: int = ATTEMPTS,
     max_seconds: float = MAX_SECONDS,
-) -> T:
-    """Run `operation`, retrying transient failures with jittered exponential backoff."""
+) -> Retrying:
+    """Retry transient failures with exponential backoff plus jitter (replicas desynchronise),
+    within a bound of attempts and time; the last failure is raised to the caller."""
 
-    def before_sleep(state: object) -> None:
-        outcome = getattr(state, "outcome", None)
-        error = outcome.exception() if outcome is not None else None
-        on_retry(cause(error) or "unknown" if error else "unknown")
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        on_retry((cause(error) if error else None) or "unknown")
 
-    retrying = Retrying(
+    return Retrying(
         retry=retry_if_exception(lambda error: cause(error) is not None),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
-        wait=wait_exponential_jitter(initial=0.05, max=5.0),
+        wait=wait_exponential(multiplier=0.05, max=5.0) + wait_random(0, 0.05),
         before_sleep=before_sleep,
         reraise=True,
     )
-    return retrying(operation)
