@@ -36,6 +36,7 @@ class Life:
     offsets: NoticeOffsets = field(default_factory=NoticeOffsets)
     registration: Registration | None = None
     events: list[EventData] = field(default_factory=list)
+    caused: list[tuple[str, tuple[EventData, ...]]] = field(default_factory=list)
     fired: set[schedule.Timer] = field(default_factory=set)
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -45,7 +46,7 @@ class Life:
         if lifecycle.needs_number(self.registration, msg.data):
             number = f"DV.O{next(self._numbers):06d}"
         outcome = lifecycle.decide(self.registration, msg, ctx(today, self.offsets), number)
-        self._take(outcome)
+        self._take(outcome, msg.id)
         return outcome
 
     def advance(self, today: dt.date) -> list[Outcome]:
@@ -60,15 +61,27 @@ class Life:
             if not due:
                 break
             self.fired.add(due[0])
+            cause = f"{self.registration.number}:{due[0].cause_id}"
             outcome = lifecycle.fire(self.registration, due[0], ctx(today, self.offsets))
-            self._take(outcome)
+            self._take(outcome, cause)
             outcomes.append(outcome)
         return outcomes
 
-    def _take(self, outcome: Outcome) -> None:
+    def _take(self, outcome: Outcome, cause: str) -> None:
         if outcome.registration is not None:
             self.registration = outcome.registration
         self.events.extend(outcome.events)
+        self.caused.append((cause, outcome.events))
+
+    def published(self, now: dt.datetime) -> list[tuple[str, str, str]]:
+        """(id, type, body) of every event, as the shell would store them."""
+        from worker.service import envelopes
+
+        return [
+            wrapped
+            for cause, events in self.caused
+            for wrapped in envelopes.wrap(events, cause, "urn:test", now)
+        ]
 
     @property
     def state(self) -> str | None:

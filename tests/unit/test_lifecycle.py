@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from tests.support import Life
+from tests.support import Life, ctx, message
 from worker import samples as s
+from worker.contracts.common import Key, State
 from worker.contracts.outbound import (
     AuditFailed,
     Converted,
@@ -16,6 +17,7 @@ from worker.contracts.outbound import (
     Extended,
     FollowUpDue,
     Ignored,
+    Period,
     ReactionDue,
     Refused,
     Registered,
@@ -23,6 +25,8 @@ from worker.contracts.outbound import (
     StarterModulesDue,
     Stopped,
 )
+from worker.domain import lifecycle
+from worker.domain.model import Registration
 
 D = dt.date
 KEY = s.key("1543301276")
@@ -356,3 +360,53 @@ def test_terminal_state_restarts_with_a_new_request_under_the_same_number() -> N
     assert life.registration is not None
     assert (life.registration.number, life.registration.cycle) == (number, 2)
     assert life.registration.declaration_on is None
+
+
+# R11: totality over (state, message) -----------------------------------------------------------
+
+
+def _in_state(state: str) -> Registration:
+    return Registration(
+        key=Key(
+            enterprise_number="1543301276", unit={"kind": "registered_office"}, service="training"
+        ),
+        number="DV.O000001",
+        state=State(state),
+        state_since=D(2026, 3, 2),
+        starter=False,
+        period=Period(start=D(2026, 3, 2), end=D(2031, 3, 1)),
+        follow_up_deadline=D(2026, 9, 30),
+        reaction_deadline=D(2026, 9, 30),
+        failed_report_id="AR-1",
+    )
+
+
+def _message_for(trigger: str) -> dict[str, object]:
+    day = D(2026, 4, 1)
+    if trigger == "request":
+        return s.request(KEY)
+    if trigger == "declaration":
+        return s.declaration(KEY, day)
+    if trigger == "reaction":
+        return s.reaction(KEY, "AR-1", day)
+    if trigger == "approval":
+        return s.approval(KEY, day)
+    family, result = trigger.split(".")
+    kind = "follow_up" if family == "follow_up" else "full"
+    extra = {"follow_up_deadline": D(2026, 12, 1)} if result == "conditional" else {}
+    return s.audit(KEY, day, kind=kind, result=result, **extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("state", [state.value for state in State])
+@pytest.mark.parametrize("trigger", lifecycle.TRIGGERS)
+def test_r11_every_state_and_message_pair_has_an_outcome(state: str, trigger: str) -> None:
+    before = _in_state(state)
+    document = _message_for(trigger)
+    outcome = lifecycle.decide(before, message(document), ctx(D(2026, 4, 2)), None)
+    assert outcome.events or outcome.registration != before
+    ignored = [e for e in outcome.events if isinstance(e, Ignored)]
+    if ignored:
+        assert outcome.registration == before, "an ignored message changed the registration"
+        assert ignored[0].ignored_id == document["id"]
+    if (State(state), trigger) not in lifecycle.TABLE and trigger != "request":
+        assert ignored, "a pair missing from the table must be answered with message.ignored"

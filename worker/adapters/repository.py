@@ -68,12 +68,15 @@ def load(db: Connection, key: Key, *, lock: bool) -> Stored | None:
     return Stored(row.id, row.version, Registration.model_validate(row.document))
 
 
-def load_by_id(db: Connection, registration_id: int, *, lock: bool) -> Stored | None:
+def load_by_id(
+    db: Connection, registration_id: int, *, lock: bool, skip_locked: bool = False
+) -> Stored | None:
+    """With `skip_locked`, None also when another transaction holds the row."""
     query = select(t.registrations.c.version, t.registrations.c.document).where(
         t.registrations.c.id == registration_id
     )
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(skip_locked=skip_locked)
     row = db.execute(query).first()
     if row is None:
         return None

@@ -42,12 +42,8 @@ class OutboundEvent(BaseModel):
 
 def _envelope(base: type[BaseModel], type_name: str, data: type[BaseModel]) -> type[BaseModel]:
     title = "".join(part.capitalize() for part in type_name.replace("_", ".").split("."))
-    return create_model(
-        title,
-        __base__=base,
-        type=(Literal[type_name], ...),
-        data=(data, ...),
-    )
+    literal: Any = Literal[type_name]  # a type built at run time: mypy cannot follow it
+    return create_model(title, __base__=base, type=(literal, ...), data=(data, ...))
 
 
 INBOUND_ENVELOPES: dict[str, type[BaseModel]] = {

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer, Producer
+from sqlalchemy.exc import SQLAlchemyError
 
 from worker.adapters import broker, repository
 from worker.bootstrap import App
@@ -182,7 +183,13 @@ class Runner:
                 events=list(handled.events),
             )
 
-        return sweep.sweep(self.app.shell, self.app.context(), self.app.clock, fired)
+        try:
+            return sweep.sweep(self.app.shell, self.app.context(), self.app.clock, fired)
+        except SQLAlchemyError as error:
+            # The database is away; the timers stay due and the next sweep fires them.
+            m.RETRIES.labels(retrying.cause(error) or "database_error").inc()
+            log.warning("sweep_failed", error=repr(error))
+            return 0
 
     def _returned(
         self, exception: Exception, exchange: str, routing_key: str, message: Any

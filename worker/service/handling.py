@@ -65,10 +65,15 @@ def fire(shell: Shell, due: repository.DueTimer, ctx: Context, now: dt.datetime)
 def fire_in(
     shell: Shell, db: Connection, due: repository.DueTimer, ctx: Context, now: dt.datetime
 ) -> Handled:
-    stored = repository.load_by_id(db, due.registration_id, lock=True)
-    repository.mark_fired(db, due.id, now)
+    # The sweep holds the timer row; a consumer may hold the registration and want to replace
+    # its timers. Waiting here would close a deadlock cycle, so a busy registration's timer is
+    # left for the next sweep instead.
+    stored = repository.load_by_id(
+        db, due.registration_id, lock=True, skip_locked=shell.skip_locked
+    )
     if stored is None:
-        return Handled("stale", None, ())
+        return Handled("busy", None, ())
+    repository.mark_fired(db, due.id, now)
     outcome = lifecycle.fire(stored.registration, due.timer, ctx)
     cause = f"{stored.registration.number}:{due.timer.cause_id}"
     return _apply(shell, db, stored, outcome, cause, due.timer.kind, ctx, now)

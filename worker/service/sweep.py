@@ -11,10 +11,13 @@ from collections.abc import Callable
 
 from worker.adapters import repository
 from worker.domain.model import Context
+from worker.observability import logs
 from worker.service import handling
 from worker.service.clock import Clock
 
 BATCH = 200
+
+log = logs.get(__name__)
 
 
 def sweep(
@@ -29,9 +32,17 @@ def sweep(
         with shell.engine.begin() as db:
             due = repository.claim_due(db, ctx.today, BATCH, skip_locked=shell.skip_locked)
             for timer in due:
-                results.append((timer, handling.fire_in(shell, db, timer, ctx, clock.now())))
+                try:
+                    # A savepoint per timer: one that fails does not undo the others.
+                    with db.begin_nested():
+                        handled = handling.fire_in(shell, db, timer, ctx, clock.now())
+                except Exception:
+                    log.exception("timer_failed", timer_id=timer.id, kind=timer.timer.kind)
+                    continue
+                results.append((timer, handled))
         for timer, handled in results:
             on_fired(timer, handled)
-        fired += len(due)
-        if len(due) < BATCH:
+        done = sum(1 for _, handled in results if handled.outcome != "busy")
+        fired += done
+        if len(due) < BATCH or done == 0:
             return fired
