@@ -26,7 +26,7 @@ from worker.contracts.outbound import (
     Stopped,
 )
 from worker.domain import lifecycle
-from worker.domain.model import Registration
+from worker.domain.model import NoticeOffsets, Registration
 
 D = dt.date
 KEY = s.key("1543301276")
@@ -410,3 +410,13 @@ def test_r11_every_state_and_message_pair_has_an_outcome(state: str, trigger: st
         assert ignored[0].ignored_id == document["id"]
     if (State(state), trigger) not in lifecycle.TABLE and trigger != "request":
         assert ignored, "a pair missing from the table must be answered with message.ignored"
+
+
+def test_r9_offsets_are_configuration() -> None:
+    life = Life(offsets=NoticeOffsets(expiring=(60, 7)))
+    life.send(s.request(KEY), D(2026, 3, 2))
+    life.send(s.declaration(KEY, D(2026, 3, 2)), D(2026, 3, 2))
+    life.send(s.audit(KEY, D(2026, 3, 2)), D(2026, 3, 2))
+    for day in (D(2030, 12, 1), D(2030, 12, 31), D(2031, 2, 22)):
+        life.advance(day)
+    assert [e.days_left for e in life.events if isinstance(e, Expiring)] == [60, 7]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
@@ -227,20 +228,22 @@ def outbox_backlog(db: Connection) -> int:
     return int(db.execute(query).scalar_one())
 
 
+_TIMER = (t.timers.c.due_on, t.timers.c.kind, t.timers.c.deadline, t.timers.c.offset_days)
+
+
+def _timer(row: Any) -> Timer:
+    return Timer(row.due_on, row.kind, row.deadline, row.offset_days)
+
+
 def replace_timers(db: Connection, registration_id: int, wanted: frozenset[Timer]) -> None:
     """Cancel the pending timers the state no longer wants and add the new ones. Fired timers
     stay as a record, so a notice is never set twice for the same deadline and offset."""
     rows = db.execute(
-        select(
-            t.timers.c.id,
-            t.timers.c.kind,
-            t.timers.c.deadline,
-            t.timers.c.offset_days,
-            t.timers.c.due_on,
-            t.timers.c.fired_at,
-        ).where(t.timers.c.registration_id == registration_id)
+        select(t.timers.c.id, t.timers.c.fired_at, *_TIMER).where(
+            t.timers.c.registration_id == registration_id
+        )
     ).all()
-    existing = {Timer(r.due_on, r.kind, r.deadline, r.offset_days): r for r in rows}
+    existing = {_timer(r): r for r in rows}
     stale = [r.id for timer, r in existing.items() if r.fired_at is None and timer not in wanted]
     if stale:
         db.execute(delete(t.timers).where(t.timers.c.id.in_(stale)))
@@ -270,24 +273,14 @@ def claim_due(db: Connection, today: dt.date, limit: int, *, skip_locked: bool) 
     """Due, unfired timers in due order. On PostgreSQL the rows stay locked until commit and
     other replicas skip them, so each timer fires once."""
     query = (
-        select(
-            t.timers.c.id,
-            t.timers.c.registration_id,
-            t.timers.c.kind,
-            t.timers.c.deadline,
-            t.timers.c.offset_days,
-            t.timers.c.due_on,
-        )
+        select(t.timers.c.id, t.timers.c.registration_id, *_TIMER)
         .where(t.timers.c.fired_at.is_(None), t.timers.c.due_on <= today)
         .order_by(t.timers.c.due_on, t.timers.c.id)
         .limit(limit)
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    return [
-        DueTimer(r.id, r.registration_id, Timer(r.due_on, r.kind, r.deadline, r.offset_days))
-        for r in db.execute(query)
-    ]
+    return [DueTimer(r.id, r.registration_id, _timer(r)) for r in db.execute(query)]
 
 
 def mark_fired(db: Connection, timer_id: int, now: dt.datetime) -> None:
