@@ -64,6 +64,7 @@ def connect(settings: Settings, *, confirms: bool = False) -> Connection:
         options = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
+            "control_folder": str(folder / "control"),
             "polling_interval": EMBEDDED_POLL_SECONDS,
         }
         return Connection("filesystem://", transport=embedded.Transport, transport_options=options)
