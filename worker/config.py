@@ -17,7 +17,10 @@ DEFAULT_DOWNSTREAM = {"kmo.mailer": ["decision.#", "notice.#"]}
 
 
 class Publisher(BaseModel):
-    role: Literal["desk", "back_office", "audit_bureau"]
+    """`operator` may replay dead letters on behalf of the publisher named in the
+    `x-kmo-original-user-id` header; the checks then apply to that publisher."""
+
+    role: Literal["desk", "back_office", "audit_bureau", "operator"]
     audit_bureau: str | None = None
 
     @model_validator(mode="after")
@@ -50,6 +53,8 @@ class Settings(BaseSettings):
     prefetch: Annotated[int, Field(ge=1, le=10_000)] = 100
     queue_type: Literal["quorum", "classic"] = "quorum"
     heartbeat_seconds: Annotated[int, Field(ge=0, le=600)] = 30
+    delivery_limit: Annotated[int, Field(ge=1, le=1000)] = 10
+    shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 25.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     notice_offsets: NoticeOffsets = NoticeOffsets()
     source: str = "urn:kmo:registration-worker"

@@ -104,3 +104,35 @@ def test_authentication_is_off_only_when_said_so() -> None:
     assert config.Settings(broker_url="amqps://x@y//").authenticate
     assert not config.Settings().authenticate  # the embedded transport has no users
     assert not config.Settings(broker_url="amqp://x@y//", auth_required=False).authenticate
+
+
+OPERATOR_SETTINGS = SETTINGS.model_copy(
+    update={"publishers": {**SETTINGS.publishers, "kmo-worker": config.Publisher(role="operator")}}
+)
+
+
+@pytest.mark.parametrize(
+    ("original", "allowed"),
+    [("bqa", True), ("desk", False), (None, False), ("kmo-worker", False), ("nobody", False)],
+)
+def test_an_operator_replays_on_behalf_of_the_original_publisher(
+    original: str | None, allowed: bool
+) -> None:
+    headers = {"x-kmo-original-user-id": original} if original else {}
+    body = json.dumps(_audit()).encode()
+    verdict = intake.check(
+        body, {"user_id": "kmo-worker"}, VALIDATORS, OPERATOR_SETTINGS, headers=headers
+    )
+    assert isinstance(verdict, intake.Accepted) is allowed
+
+
+def test_only_an_operator_may_speak_for_another_publisher() -> None:
+    body = json.dumps(_audit()).encode()
+    verdict = intake.check(
+        body,
+        {"user_id": "desk"},
+        VALIDATORS,
+        OPERATOR_SETTINGS,
+        headers={"x-kmo-original-user-id": "bqa"},
+    )
+    assert isinstance(verdict, intake.Rejected) and verdict.reason == "unauthorized_publisher"

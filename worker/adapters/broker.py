@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amqp import exceptions as amqp_errors
+from kombu import exceptions as kombu_errors
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue, binding
 from kombu.messaging import Producer
@@ -39,21 +41,33 @@ class Topology:
 
 
 def topology(settings: Settings) -> Topology:
-    arguments: dict[str, Any] = {}
-    if not settings.is_embedded_broker and settings.queue_type == "quorum":
-        arguments = {"x-queue-type": "quorum"}
+    quorum = not settings.is_embedded_broker and settings.queue_type == "quorum"
+    arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
+    inbound_arguments = dict(arguments)
+    if quorum:
+        # A message that kills the worker every time it is delivered (it never gets to ack or
+        # dead-letter it) is moved to kmo.dead-letter by the broker after a few deliveries,
+        # instead of looping forever; at-least-once, so the move itself cannot lose it.
+        inbound_arguments |= {
+            "x-delivery-limit": settings.delivery_limit,
+            "x-dead-letter-exchange": DEAD_LETTER.name,
+            "x-dead-letter-routing-key": "delivery_limit",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
 
-    def queue(name: str, exchange: Exchange, keys: list[str]) -> Queue:
+    def queue(name: str, exchange: Exchange, keys: list[str], args: dict[str, Any]) -> Queue:
         bindings = [binding(exchange, routing_key=key) for key in keys]
-        return Queue(name, bindings=bindings, durable=True, queue_arguments=arguments)
+        return Queue(name, bindings=bindings, durable=True, queue_arguments=args)
 
     downstream = tuple(
-        queue(name, EVENTS, keys) for name, keys in sorted(settings.downstream_queues.items())
+        queue(name, EVENTS, keys, arguments)
+        for name, keys in sorted(settings.downstream_queues.items())
     )
     return Topology(
-        inbound=queue(settings.inbound_queue, INBOUND, ["#"]),
+        inbound=queue(settings.inbound_queue, INBOUND, ["#"], inbound_arguments),
         downstream=downstream,
-        dead_letters=queue(DEAD_LETTER_QUEUE, DEAD_LETTER, ["#"]),
+        dead_letters=queue(DEAD_LETTER_QUEUE, DEAD_LETTER, ["#"], arguments),
     )
 
 
@@ -111,6 +125,16 @@ def publish_inbound(producer: Producer, body: bytes, type_name: str, user_id: st
     )
 
 
+# Errors after which a new connection may succeed: the broker went away or closed the channel.
+RECOVERABLE: tuple[type[BaseException], ...] = (
+    amqp_errors.RecoverableConnectionError,  # includes CONNECTION_FORCED at a broker stop
+    amqp_errors.RecoverableChannelError,
+    amqp_errors.MessageNacked,  # the broker could not take a published message
+    kombu_errors.OperationalError,  # kombu could not (re)connect
+    OSError,  # sockets
+)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """The parts of a delivery the worker needs, independent of the transport."""
@@ -120,6 +144,18 @@ class Delivery:
     headers: Mapping[str, Any]
     exchange: str
     routing_key: str
+
+
+def delivery_of(message: Any) -> Delivery:
+    info = message.delivery_info or {}
+    body = message.body
+    return Delivery(
+        body=body if isinstance(body, bytes) else str(body).encode(),
+        properties=message.properties or {},
+        headers=message.headers or {},
+        exchange=info.get("exchange", ""),
+        routing_key=info.get("routing_key", ""),
+    )
 
 
 def dead_letter(

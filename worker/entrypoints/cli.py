@@ -17,7 +17,7 @@ from worker import __version__, config
 from worker.adapters import broker, database
 from worker.bootstrap import App, bootstrap
 from worker.contracts import schemas
-from worker.entrypoints import demo, report
+from worker.entrypoints import dead_letters, demo, report
 from worker.entrypoints.runner import Runner
 from worker.service.clock import Clock
 
@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "publish": _publish,
         "show": _show,
+        "dead-letters": _dead_letters,
     }[args.command]
     return handler(app, args)
 
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="state, period and history of a provider")
     show.add_argument("enterprise_number")
     show.add_argument("--service", choices=["training", "advice"])
+    letters = commands.add_parser("dead-letters", help="list or replay kmo.dead-letter")
+    letter_commands = letters.add_subparsers(dest="action", required=True)
+    listing = letter_commands.add_parser("list", help="reason, error, age, type and id of each")
+    listing.add_argument("--limit", type=int, default=1000)
+    replaying = letter_commands.add_parser("replay", help="republish to the original routing key")
+    replaying.add_argument("--id", help="only the message with this CloudEvents id")
+    replaying.add_argument("--reason", help="only the messages dead-lettered for this reason")
+    replaying.add_argument("--all", action="store_true", help="every dead letter")
+    replaying.add_argument("--user", help="AMQP user_id to set (default: the broker URL's user)")
     commands.add_parser("demo", help="a small realistic batch through the embedded default")
     schema = commands.add_parser("schemas", help="write or check schemas/ from the models")
     schema.add_argument("--check", action="store_true", help="exit 1 if schemas/ is stale")
@@ -89,9 +99,7 @@ def _run(app: App, args: argparse.Namespace) -> int:
 
 def _publish(app: App, args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    user = args.user
-    if user is None and not app.settings.is_embedded_broker:
-        user = urlparse(app.settings.broker_url).username or "guest"
+    user = _user(app, args.user)
     problems = 0
     with broker.connect(app.settings, confirms=True) as connection:
         broker.declare(connection, app.topology)
@@ -105,6 +113,41 @@ def _publish(app: App, args: argparse.Namespace) -> int:
             broker.publish_inbound(producer, body, document["type"], user)
             print(f"published {document['type']} {document.get('id', '')}")
     return 1 if problems else 0
+
+
+def _user(app: App, given: str | None) -> str | None:
+    """The AMQP user_id to stamp: RabbitMQ accepts only the connection's own user."""
+    if given is not None or app.settings.is_embedded_broker:
+        return given
+    return urlparse(app.settings.broker_url).username or "guest"
+
+
+def _dead_letters(app: App, args: argparse.Namespace) -> int:
+    now = app.clock.now()
+    with broker.connect(app.settings) as connection:
+        broker.declare(connection, app.topology)
+        if args.action == "list":
+            letters = dead_letters.browse(connection, args.limit)
+            print(dead_letters.table(letters, now) if letters else "No dead letters.")
+            return 0
+        if not (args.id or args.reason or args.all):
+            print("kmo-worker: say which: --id ID, --reason R or --all", file=sys.stderr)
+            return 2
+
+        def wanted(letter: dead_letters.DeadLetter) -> bool:
+            return (args.id is None or letter.id == args.id) and (
+                args.reason is None or letter.reason == args.reason
+            )
+
+        with broker.connect(app.settings, confirms=True) as publishing:
+            broker.declare(publishing, app.topology)
+            replayed = dead_letters.replay(
+                connection, publishing, wanted, _user(app, args.user), now
+            )
+    for letter in replayed:
+        print(f"replayed {letter.type} {letter.id} to {letter.exchange} {letter.routing_key}")
+    print(f"{len(replayed)} dead letter(s) replayed")
+    return 0
 
 
 def _documents(text: str) -> Iterator[tuple[int, Any, str | None]]:

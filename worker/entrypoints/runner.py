@@ -1,7 +1,10 @@
 """The consumer loop: deliveries in, one transaction each, ack; then the relay and the sweep.
 
 Deliveries are buffered by the kombu callback and handled by the loop, never inside the callback,
-so publishing (on its own connection, with confirms) never re-enters the consumer.
+so publishing (on its own connection, with confirms) never re-enters the consumer. A lost broker
+connection ends the session; the loop reconnects with backoff, declares the topology again and
+consumes again. Deliveries not yet acked are redelivered by the broker, and the inbox makes the
+second handling a no-op where the first one had committed.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 import structlog
+from kombu.connection import Connection
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer, Producer
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,8 +28,11 @@ from worker.observability import logs
 from worker.observability import metrics as m
 from worker.service import handling, intake, relay, retrying, sweep
 
-POLL_SECONDS = 0.2  # how long one wait for deliveries lasts before the loop looks around
+POLL_SECONDS = 0.2  # one wait for deliveries, before the loop looks around
 SWEEP_EVERY_SECONDS = 1.0
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 30.0
+DATABASE_PAUSE_SECONDS = 1.0  # after the relay or sweep found the database away
 
 log = logs.get(__name__)
 
@@ -47,17 +54,31 @@ class Runner:
         signal.signal(signal.SIGINT, stop)
 
     def run(self, *, until_idle: bool = False) -> int:
-        settings = self.app.settings
-        topo = self.app.topology
+        delay = RECONNECT_FIRST_SECONDS
+        while not self.stopping.is_set():
+            try:
+                self._session(until_idle)
+                break
+            except broker.RECOVERABLE as error:
+                m.BROKER_CONNECTED.set(0)
+                self._buffer.clear()  # unacked: the broker delivers them again
+                log.warning("broker_connection_lost", error=repr(error), retry_in_s=delay)
+                if self.stopping.wait(delay):
+                    break
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        log.info("worker_stopped")
+        return 0
+
+    def _session(self, until_idle: bool) -> None:
+        settings, topo = self.app.settings, self.app.topology
         with (
             broker.connect(settings) as consuming,
             broker.connect(settings, confirms=True) as publishing,
         ):
-            consuming.ensure_connection(max_retries=10)
-            publishing.ensure_connection(max_retries=10)
+            consuming.ensure_connection(max_retries=1)
+            publishing.ensure_connection(max_retries=1)
             broker.declare(consuming, topo)
             broker.declare(publishing, topo)
-            m.BROKER_CONNECTED.set(1)
             # The embedded transport cannot return unroutable messages; only AMQP has on_return.
             on_return = None if settings.is_embedded_broker else self._returned
             producer = Producer(publishing.default_channel, on_return=on_return)
@@ -67,22 +88,19 @@ class Runner:
                 on_message=self._buffer.append,
                 prefetch_count=settings.prefetch,
             )
-            log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
             with consumer:
+                m.BROKER_CONNECTED.set(1)
+                log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
                 self._loop(consuming, producer, until_idle)
-            self._flush(producer)
+            self._drain_outbox(producer)
             m.BROKER_CONNECTED.set(0)
-        log.info("worker_stopped")
-        return 0
 
-    def _loop(self, consuming: Any, producer: Producer, until_idle: bool) -> None:
+    def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
         while not self.stopping.is_set():
             try:
                 consuming.drain_events(timeout=POLL_SECONDS)
                 waited_in_vain = False
-            except TimeoutError:
-                waited_in_vain = True
-            except socket.timeout:  # noqa: UP041 - kombu raises either, depending on transport
+            except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
                 waited_in_vain = True
             self._handle_buffer(producer)
             self._flush(producer)
@@ -92,35 +110,33 @@ class Runner:
                 fired = self._sweep()
                 if fired:
                     self._flush(producer)
-                elif until_idle and waited_in_vain and self._inbound_empty(consuming):
+                elif until_idle and waited_in_vain and self._idle(consuming):
                     return
 
-    def _inbound_empty(self, consuming: Any) -> bool:
+    def _idle(self, consuming: Connection) -> bool:
         queue = self.app.topology.inbound(consuming.default_channel)
         _name, ready, _consumers = queue.queue_declare(passive=True)
-        return not ready and not self._buffer
+        with self.app.engine.connect() as db:
+            backlog = repository.outbox_backlog(db)
+        return not ready and not self._buffer and not backlog
 
     def _handle_buffer(self, producer: Producer) -> None:
-        while self._buffer:
-            message = self._buffer.pop(0)
-            self._handle(message, producer)
+        # On a stop request the message in hand is finished; the rest stay unacked and the
+        # broker hands them to another replica (or to this one after its restart).
+        while self._buffer and not self.stopping.is_set():
+            self._handle(self._buffer.pop(0), producer)
 
     def _handle(self, message: KombuMessage, producer: Producer) -> None:
         started = time.perf_counter()
-        info = message.delivery_info or {}
-        delivery = broker.Delivery(
-            body=message.body if isinstance(message.body, bytes) else str(message.body).encode(),
-            properties=message.properties or {},
-            headers=message.headers or {},
-            exchange=info.get("exchange", ""),
-            routing_key=info.get("routing_key", ""),
-        )
+        delivery = broker.delivery_of(message)
+        settings = self.app.settings
         verdict = intake.check(
             delivery.body,
             delivery.properties,
             self.app.validators,
-            self.app.settings,
-            self.app.settings.max_message_bytes,
+            settings,
+            settings.max_message_bytes,
+            delivery.headers,
         )
         structlog.contextvars.bind_contextvars(
             message_id=getattr(verdict, "id", None), type=getattr(verdict, "type", None)
@@ -141,7 +157,7 @@ class Runner:
                 self._dead_letter(producer, delivery, "processing_failed", repr(error))
                 message.ack()
                 return
-            message.ack()
+            message.ack()  # only now: the transaction has committed
             seconds = time.perf_counter() - started
             m.MESSAGES.labels(verdict.type, handled.outcome).inc()
             m.HANDLING_SECONDS.observe(seconds)
@@ -170,7 +186,18 @@ class Runner:
             m.EVENTS_PUBLISHED.labels(row.type).inc()
             m.LAST_PUBLISH.set(time.time())
 
-        return relay.flush(self.app.engine, publish, self.app.clock.now)
+        try:
+            return relay.flush(self.app.engine, publish, self.app.clock.now)
+        except SQLAlchemyError as error:
+            # The events stay in the outbox, committed; the next flush publishes them.
+            self._database_away("relay_failed", error)
+            return 0
+
+    def _drain_outbox(self, producer: Producer) -> None:
+        """On the way out: publish what is pending, within the grace period."""
+        deadline = time.monotonic() + self.app.settings.shutdown_grace_seconds
+        while time.monotonic() < deadline and self._flush(producer):
+            pass
 
     def _sweep(self) -> int:
         def fired(due: repository.DueTimer, handled: handling.Handled) -> None:
@@ -186,10 +213,14 @@ class Runner:
         try:
             return sweep.sweep(self.app.shell, self.app.context(), self.app.clock, fired)
         except SQLAlchemyError as error:
-            # The database is away; the timers stay due and the next sweep fires them.
-            m.RETRIES.labels(retrying.cause(error) or "database_error").inc()
-            log.warning("sweep_failed", error=repr(error))
+            # The timers stay due; the next sweep fires them.
+            self._database_away("sweep_failed", error)
             return 0
+
+    def _database_away(self, event: str, error: SQLAlchemyError) -> None:
+        m.RETRIES.labels(retrying.cause(error) or "database_error").inc()
+        log.warning(event, error=repr(error))
+        self.stopping.wait(DATABASE_PAUSE_SECONDS)
 
     def _returned(
         self, exception: Exception, exchange: str, routing_key: str, message: Any

@@ -20,6 +20,7 @@ MAY_PUBLISH = {
     "desk": frozenset({"registration.requested", "declaration.received"}),
     "back_office": frozenset({"approval.granted"}),
     "audit_bureau": frozenset({"audit.reported", "audit.reaction_received"}),
+    "operator": frozenset(),
 }
 
 Reason = Literal[
@@ -48,6 +49,7 @@ def check(
     validators: Validators,
     settings: Settings,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    headers: Mapping[str, Any] | None = None,
 ) -> Accepted | Rejected:
     if len(body) > max_bytes:
         return Rejected("too_large", f"{len(body)} bytes, the limit is {max_bytes}")
@@ -73,23 +75,35 @@ def check(
     except ValidationError as error:  # the schema and the models agree; this is a safety net
         return Rejected("schema_violation", str(error), message_id, type_name)
     assert message_id is not None
-    refusal = authorisation_problem(type_name, data, properties.get("user_id"), settings)
+    publisher = effective_publisher(properties.get("user_id"), headers or {}, settings)
+    refusal = authorisation_problem(type_name, data, publisher, settings)
     if refusal:
         return Rejected("unauthorized_publisher", refusal, message_id, type_name)
     return Accepted(message_id, type_name, data)
 
 
+REPLAYED_FOR = "x-kmo-original-user-id"
+
+
+def effective_publisher(user_id: object, headers: Mapping[str, Any], settings: Settings) -> object:
+    """RabbitMQ has checked that `user_id` is the publishing connection's own user. An operator
+    replaying a dead letter publishes as itself and names the original publisher in a header."""
+    publisher = settings.publishers.get(user_id) if isinstance(user_id, str) else None
+    if publisher is not None and publisher.role == "operator":
+        return headers.get(REPLAYED_FOR)
+    return user_id
+
+
 def authorisation_problem(
     type_name: str, data: InboundData, user_id: object, settings: Settings
 ) -> str | None:
-    """contract.md § Who may publish what. RabbitMQ has already checked that `user_id` is the
-    publishing connection's own user, so it names the publisher."""
+    """contract.md § Who may publish what."""
     if not settings.authenticate:
         return None
     if not isinstance(user_id, str) or not user_id:
         return "the message has no user_id property"
     publisher = settings.publishers.get(user_id)
-    if publisher is None:
+    if publisher is None or publisher.role == "operator":
         return f"broker user {user_id!r} is not a known publisher"
     if type_name not in MAY_PUBLISH[publisher.role]:
         return f"role {publisher.role!r} may not publish {type_name}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -29,6 +29,10 @@ def cause(error: BaseException) -> str | None:
         return "stale_registration"
     if isinstance(error, OperationalError):
         return "database_unavailable"
+    if isinstance(error, IntegrityError):
+        # Two replicas inserted the same new registration, inbox row or counter at once: the
+        # loser's retry finds the winner's row.
+        return "conflict"
     if isinstance(error, DBAPIError):
         code = getattr(error.orig, "sqlstate", None)
         if code == SERIALIZATION_FAILURE:

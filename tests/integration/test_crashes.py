@@ -1,0 +1,114 @@
+"""kill -9 at random moments while 2,000 messages flow: each effect exactly once, each event
+published at least once, never two different contents under one event id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import TODAY, Bus
+from tests.integration.processes import WorkerProcess, wait_until
+from worker import config
+from worker import samples as s
+from worker.adapters import database
+from worker.adapters import tables as t
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_000)]
+
+
+def _count(settings: config.Settings, table: object, *where: object) -> int:
+    engine = database.engine_for(settings.database_url)
+    with engine.connect() as db:
+        value = db.execute(select(func.count()).select_from(table).where(*where)).scalar_one()  # type: ignore[arg-type]
+    engine.dispose()
+    return int(value)
+
+
+def _chaos(
+    settings: config.Settings, tmp_path: Path, rounds: int, done: int, rng: random.Random
+) -> int:
+    kills = 0
+    for _ in range(rounds):
+        if _count(settings, t.inbox) >= done:
+            break
+        worker = WorkerProcess(settings, tmp_path)
+        started = _count(settings, t.inbox)
+        wait_until(
+            lambda w=worker, n=started: (
+                _count(settings, t.inbox) > n or w.process.poll() is not None
+            ),  # type: ignore[misc]
+            60,
+            "a start",
+        )
+        try:
+            worker.process.wait(timeout=rng.uniform(0.3, 2.0))
+        except Exception:  # still running: that is the point
+            worker.kill()
+            kills += 1
+    return kills
+
+
+def test_kill_minus_nine_while_messages_flow(
+    settings: config.Settings, bus: Bus, tmp_path: Path
+) -> None:
+    rng = random.Random(20261127)
+    day = TODAY - dt.timedelta(days=5)
+    for number in PROVIDERS:
+        bus.publish(s.request(s.key(number)))
+    kills = _chaos(settings, tmp_path, rounds=4, done=1000, rng=rng)
+
+    second: list[dict[str, object]] = []
+    for number in PROVIDERS[:500]:
+        key = s.key(number)
+        second += [s.declaration(key, day), s.audit(key, day)]
+    rng.shuffle(second)
+    worker = WorkerProcess(settings, tmp_path)  # finish phase one before phase two starts
+    wait_until(lambda: _count(settings, t.inbox) == 1000, 240, "the requests")
+    worker.kill()
+    kills += 1
+    for document in second:
+        bus.publish(document)
+    kills += _chaos(settings, tmp_path, rounds=4, done=2000, rng=rng)
+
+    worker = WorkerProcess(settings, tmp_path)
+    wait_until(
+        lambda: (
+            _count(settings, t.inbox) == 2000
+            and _count(settings, t.outbox, t.outbox.c.sent_at.is_(None)) == 0
+        ),
+        300,
+        "every message and event",
+    )
+    assert worker.terminate() == 0
+    assert kills >= 5
+
+    # exactly once in the database
+    engine = database.engine_for(settings.database_url)
+    with engine.connect() as db:
+        states = Counter(db.execute(select(t.registrations.c.state)).scalars())
+        history = Counter(db.execute(select(t.history.c.registration_id)).scalars())
+        stored = {row.event_id: row.body for row in db.execute(select(t.outbox))}
+    engine.dispose()
+    assert states == {"registered": 500, "requested": 500}
+    assert sorted(Counter(history.values()).items()) == [(1, 500), (3, 500)]
+    assert Counter(json.loads(b)["type"] for b in stored.values()) == {
+        "decision.request_accepted": 1000,
+        "decision.registered": 500,
+    }
+
+    # at least once on the broker, one content per id
+    received: dict[str, set[str]] = defaultdict(set)
+    for message in bus.take("test.all-events"):
+        body = message.body if isinstance(message.body, str) else message.body.decode()
+        received[json.loads(body)["id"]].add(body)
+    assert set(received) == set(stored), "an event was never published"
+    assert all(len(bodies) == 1 for bodies in received.values()), "one id, two contents"
+    assert all(received[i] == {body} for i, body in stored.items())
+    assert bus.take("kmo.dead-letter") == []
