@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     queue_type: Literal["quorum", "classic"] = "quorum"
     heartbeat_seconds: Annotated[int, Field(ge=0, le=600)] = 30
     delivery_limit: Annotated[int, Field(ge=1, le=1000)] = 10
+    retry_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    retry_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 25.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     notice_offsets: NoticeOffsets = NoticeOffsets()

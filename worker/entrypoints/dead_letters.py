@@ -68,12 +68,20 @@ def parse(message: Any) -> DeadLetter:
     )
 
 
+def _get(channel: Any) -> Any:
+    """The next dead letter as a kombu message (py-amqp hands out its own kind), or None."""
+    raw = channel.basic_get(broker.DEAD_LETTER_QUEUE, no_ack=False)
+    if raw is None or hasattr(raw, "ack"):
+        return raw
+    return channel.message_to_python(raw)
+
+
 def browse(connection: Connection, limit: int = MAX_LIST) -> list[DeadLetter]:
     channel = connection.channel()
     try:
         letters: list[DeadLetter] = []
         while len(letters) < limit:
-            message = channel.basic_get(broker.DEAD_LETTER_QUEUE, no_ack=False)
+            message = _get(channel)
             if message is None:
                 break
             letters.append(parse(message))
@@ -93,7 +101,7 @@ def replay(
     producer = Producer(publishing.default_channel)
     replayed = []
     try:
-        while (message := channel.basic_get(broker.DEAD_LETTER_QUEUE, no_ack=False)) is not None:
+        while (message := _get(channel)) is not None:
             letter = parse(message)
             if not wanted(letter) or not letter.exchange:
                 continue  # left unacked: it goes back when the channel closes

@@ -43,7 +43,16 @@ class Runner:
         self.stopping = threading.Event()
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
-        self._retrying = retrying.policy(on_retry=lambda cause: m.RETRIES.labels(cause).inc())
+        self._retrying = retrying.policy(
+            on_retry=self._retried,
+            attempts=app.settings.retry_attempts,
+            max_seconds=app.settings.retry_max_seconds,
+        )
+
+    @staticmethod
+    def _retried(cause: str) -> None:
+        m.RETRIES.labels(cause).inc()
+        log.warning("retrying", cause=cause)
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

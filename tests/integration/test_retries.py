@@ -1,0 +1,80 @@
+"""Transient failures are retried with a bound; what cannot succeed is dead-lettered, once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from tests.conftest import Bus
+from worker import config
+from worker import samples as s
+from worker.adapters import broker
+from worker.bootstrap import bootstrap
+from worker.entrypoints import runner
+from worker.observability import metrics
+from worker.service import handling
+
+pytestmark = pytest.mark.integration
+KEY = s.key("1543301276")
+
+
+def _flaky(failures: int, error: Exception) -> Any:
+    real = handling.handle
+    calls = {"n": 0}
+
+    def handle(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            raise error
+        return real(*args, **kwargs)
+
+    return handle, calls
+
+
+def _retries(cause: str) -> float:
+    return metrics.REGISTRY.get_sample_value("kmo_retries_total", {"cause": cause}) or 0.0
+
+
+def test_a_transient_failure_is_retried_and_then_handled(
+    settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle, calls = _flaky(2, OperationalError("SELECT", {}, ConnectionError("server closed")))
+    monkeypatch.setattr(runner.handling, "handle", handle)
+    before = _retries("database_unavailable")
+    bus.publish(s.request(KEY))
+    runner.Runner(bootstrap(settings)).run(until_idle=True)
+    assert calls["n"] == 3
+    assert _retries("database_unavailable") - before == 2
+    assert [e["type"] for e in bus.events()] == ["decision.request_accepted"]
+    assert bus.take(broker.DEAD_LETTER_QUEUE) == []
+
+
+def test_a_failure_that_retrying_cannot_mend_is_dead_lettered_at_once(
+    settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle, calls = _flaky(1000, RuntimeError("a bug"))
+    monkeypatch.setattr(runner.handling, "handle", handle)
+    document = s.request(KEY)
+    bus.publish(document)
+    runner.Runner(bootstrap(settings)).run(until_idle=True)
+    assert calls["n"] == 1
+    (dead,) = bus.take(broker.DEAD_LETTER_QUEUE)
+    assert dead.headers["x-kmo-reason"] == "processing_failed"
+    assert "a bug" in dead.headers["x-kmo-error"]
+    assert dead.headers["x-kmo-original-routing-key"] == "registration.requested"
+    assert bus.depth(settings.inbound_queue) == 0  # acked after dead-lettering: no hot loop
+
+
+def test_a_transient_failure_past_the_bound_is_dead_lettered(
+    settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle, calls = _flaky(1000, OperationalError("SELECT", {}, ConnectionError("gone")))
+    monkeypatch.setattr(runner.handling, "handle", handle)
+    bus.publish(s.request(KEY))
+    bounded = settings.model_copy(update={"retry_attempts": 3})
+    runner.Runner(bootstrap(bounded)).run(until_idle=True)
+    assert calls["n"] == 3
+    (dead,) = bus.take(broker.DEAD_LETTER_QUEUE)
+    assert dead.headers["x-kmo-reason"] == "processing_failed"
