@@ -13,7 +13,8 @@ from worker.domain import identifiers
 from worker.domain.model import NoticeOffsets
 
 EMBEDDED_BROKER = "filesystem://"
-DEFAULT_DOWNSTREAM = {"kmo.mailer": ["decision.#", "notice.#"]}
+# contract.md's mailer queue, and one for operations: `message.ignored` must not be unroutable.
+DEFAULT_DOWNSTREAM = {"kmo.mailer": ["decision.#", "notice.#"], "kmo.operations": ["message.#"]}
 
 
 class Publisher(BaseModel):

@@ -12,7 +12,10 @@ def test_defaults_need_no_server() -> None:
     settings = config.load()
     assert settings.database_url.startswith("sqlite:///")
     assert settings.is_embedded_broker
-    assert settings.downstream_queues == {"kmo.mailer": ["decision.#", "notice.#"]}
+    assert settings.downstream_queues == {
+        "kmo.mailer": ["decision.#", "notice.#"],
+        "kmo.operations": ["message.#"],
+    }
 
 
 def test_structured_values_come_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
