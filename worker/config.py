@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     retry_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 25.0
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9108  # 0: no HTTP endpoint
+    liveness_seconds: Annotated[float, Field(gt=0)] = 120.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     notice_offsets: NoticeOffsets = NoticeOffsets()
     source: str = "urn:kmo:registration-worker"

@@ -23,8 +23,11 @@ NOW = dt.datetime(2027, 2, 1, 9, 0, tzinfo=dt.UTC)
 
 
 def test_schema_files_equal_the_models() -> None:
-    generated = schemas.generated()
-    on_disk = {p.name: p.read_text(encoding="utf-8") for p in schemas.SCHEMA_DIR.glob("*.json")}
+    generated = schemas.documents()
+    on_disk = {
+        str(p.relative_to(schemas.SCHEMA_DIR)): p.read_text(encoding="utf-8")
+        for p in schemas.SCHEMA_DIR.rglob("*.json")
+    }
     assert set(on_disk) == set(generated), "run `kmo-worker schemas` and commit schemas/"
     for name, schema in generated.items():
         assert on_disk[name] == schemas.render(schema), f"schemas/{name} drifted from the models"
@@ -143,3 +146,21 @@ def test_event_ids_are_deterministic_per_cause() -> None:
     other = envelopes.wrap(life.events, "msg-2", "urn:test", NOW)
     assert [e[0] for e in once] == [e[0] for e in again]
     assert [e[0] for e in once] != [e[0] for e in other]
+
+
+def test_the_asyncapi_document_names_every_message_and_refers_to_its_schema() -> None:
+    from worker.contracts import asyncapi
+
+    document = asyncapi.document()
+    messages = document["components"]["messages"]
+    named = {m["name"] for m in messages.values()}
+    assert named >= set(INBOUND) | set(OUTBOUND)
+    for message in messages.values():
+        ref = message["payload"].get("schema", {}).get("$ref")
+        if ref:
+            assert (schemas.SCHEMA_DIR / "asyncapi" / ref).resolve().exists(), ref
+    assert {c["address"] for c in document["channels"].values()} == {
+        "kmo.inbound",
+        "kmo.events",
+        "kmo.dead-letter",
+    }

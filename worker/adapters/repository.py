@@ -228,6 +228,26 @@ def outbox_backlog(db: Connection) -> int:
     return int(db.execute(query).scalar_one())
 
 
+def outbox_stats(db: Connection) -> tuple[int, dt.datetime | None]:
+    """Pending events and the creation time of the oldest (the partial index holds only them)."""
+    query = select(func.count(), func.min(t.outbox.c.created_at)).where(
+        t.outbox.c.sent_at.is_(None)
+    )
+    count, oldest = db.execute(query).one()
+    if isinstance(oldest, dt.datetime) and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)  # SQLite keeps no zone
+    return int(count), oldest
+
+
+def timer_stats(db: Connection, today: dt.date) -> tuple[int, int]:
+    """Unfired timers due by today, and those of them that were due before today."""
+    due = t.timers.c.fired_at.is_(None) & (t.timers.c.due_on <= today)
+    overdue = t.timers.c.due_on < today
+    query = select(func.count(), func.count().filter(overdue)).where(due)
+    total, late = db.execute(query).one()
+    return int(total), int(late)
+
+
 _TIMER = (t.timers.c.due_on, t.timers.c.kind, t.timers.c.deadline, t.timers.c.offset_days)
 
 

@@ -58,11 +58,19 @@ def render(schema: Mapping[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def documents() -> dict[str, dict[str, Any]]:
+    """Every generated file of schemas/: the JSON Schemas and the AsyncAPI document."""
+    from worker.contracts import asyncapi
+
+    return {**generated(), asyncapi.FILE: asyncapi.document()}
+
+
 def write(folder: Path = SCHEMA_DIR) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for file_name, schema in generated().items():
+    for file_name, schema in documents().items():
         path = folder / file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(schema), encoding="utf-8")
         written.append(path)
     return written

@@ -94,6 +94,8 @@ def _run(app: App, args: argparse.Namespace) -> int:
         database.migrate(app.engine)  # the embedded default sets itself up
     runner = Runner(app)
     runner.install_signal_handlers()
+    if not args.until_idle:
+        runner.serve_http()
     return runner.run(until_idle=args.until_idle)
 
 
@@ -182,7 +184,7 @@ def _schemas(args: argparse.Namespace) -> int:
     if args.check:
         stale = [
             name
-            for name, schema in schemas.generated().items()
+            for name, schema in schemas.documents().items()
             if not (schemas.SCHEMA_DIR / name).exists()
             or (schemas.SCHEMA_DIR / name).read_text(encoding="utf-8") != schemas.render(schema)
         ]

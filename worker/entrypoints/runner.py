@@ -22,9 +22,10 @@ from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer, Producer
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters import broker, repository
+from worker.adapters import broker, database, repository
 from worker.bootstrap import App
-from worker.observability import logs
+from worker.contracts.common import State
+from worker.observability import health, logs
 from worker.observability import metrics as m
 from worker.service import handling, intake, relay, retrying, sweep
 
@@ -33,6 +34,8 @@ SWEEP_EVERY_SECONDS = 1.0
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 DATABASE_PAUSE_SECONDS = 1.0  # after the relay or sweep found the database away
+STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
+STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
 
 log = logs.get(__name__)
 
@@ -43,6 +46,13 @@ class Runner:
         self.stopping = threading.Event()
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
+        self._last_stats = 0.0
+        self._last_states = 0.0
+        self.health = health.Health(
+            liveness_seconds=app.settings.liveness_seconds,
+            database_ok=self._database_answers,
+            schema_at_head=lambda: database.is_at_head(app.engine),
+        )
         self._retrying = retrying.policy(
             on_retry=self._retried,
             attempts=app.settings.retry_attempts,
@@ -62,6 +72,12 @@ class Runner:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
+    def serve_http(self) -> None:
+        port = self.app.settings.metrics_port
+        if port:
+            health.serve(self.health, port)
+            log.info("http_listening", port=port, paths=["/metrics", "/healthz", "/readyz"])
+
     def run(self, *, until_idle: bool = False) -> int:
         delay = RECONNECT_FIRST_SECONDS
         while not self.stopping.is_set():
@@ -69,7 +85,7 @@ class Runner:
                 self._session(until_idle)
                 break
             except broker.RECOVERABLE as error:
-                m.BROKER_CONNECTED.set(0)
+                self._connected(False)
                 self._buffer.clear()  # unacked: the broker delivers them again
                 log.warning("broker_connection_lost", error=repr(error), retry_in_s=delay)
                 if self.stopping.wait(delay):
@@ -98,14 +114,15 @@ class Runner:
                 prefetch_count=settings.prefetch,
             )
             with consumer:
-                m.BROKER_CONNECTED.set(1)
+                self._connected(True)
                 log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
                 self._loop(consuming, producer, until_idle)
             self._drain_outbox(producer)
-            m.BROKER_CONNECTED.set(0)
+            self._connected(False)
 
     def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
         while not self.stopping.is_set():
+            self.health.beat()
             try:
                 consuming.drain_events(timeout=POLL_SECONDS)
                 waited_in_vain = False
@@ -114,6 +131,7 @@ class Runner:
             self._handle_buffer(producer)
             self._flush(producer)
             now = time.monotonic()
+            self._refresh_stats(now)
             if waited_in_vain or now - self._last_sweep >= SWEEP_EVERY_SECONDS:
                 self._last_sweep = now
                 fired = self._sweep()
@@ -121,6 +139,40 @@ class Runner:
                     self._flush(producer)
                 elif until_idle and waited_in_vain and self._idle(consuming):
                     return
+
+    def _connected(self, up: bool) -> None:
+        self.health.broker_connected = up
+        m.BROKER_CONNECTED.set(1 if up else 0)
+
+    def _database_answers(self) -> bool:
+        try:
+            with self.app.engine.connect() as db:
+                db.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def _refresh_stats(self, now: float) -> None:
+        if now - self._last_stats < STATS_EVERY_SECONDS:
+            return
+        self._last_stats = now
+        try:
+            with self.app.engine.connect() as db:
+                backlog, oldest = repository.outbox_stats(db)
+                due, overdue = repository.timer_stats(db, self.app.clock.today())
+                if now - self._last_states >= STATES_EVERY_SECONDS:
+                    self._last_states = now
+                    counts = repository.count_by_state(db)
+                    for state in State:
+                        m.REGISTRATIONS.labels(state.value).set(counts.get(state.value, 0))
+        except SQLAlchemyError as error:
+            log.warning("stats_failed", error=repr(error))
+            return
+        m.OUTBOX_BACKLOG.set(backlog)
+        age = (self.app.clock.now() - oldest).total_seconds() if oldest else 0.0
+        m.OUTBOX_OLDEST_SECONDS.set(max(age, 0.0))
+        m.TIMERS_DUE.set(due)
+        m.TIMERS_OVERDUE.set(overdue)
 
     def _idle(self, consuming: Connection) -> bool:
         queue = self.app.topology.inbound(consuming.default_channel)

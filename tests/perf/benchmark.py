@@ -1,0 +1,516 @@
+"""The benchmark: the bare broker limit and the worker, measured in one run on the local RabbitMQ
+and PostgreSQL. Prints a table and writes the figures as JSON.
+
+    python -m tests.perf.benchmark [--messages 20000] [--registrations 1000000] [--json FILE]
+
+Not part of the test run: it measures, it does not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from kombu import Connection, Exchange, Queue
+
+from worker import config, samples
+from worker.adapters import database
+from worker.bootstrap import bootstrap
+from worker.domain.model import Context
+from worker.service import sweep as sweeping
+from worker.service.clock import Clock
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+AMQP = "amqp://guest:guest@127.0.0.1:5672"
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = dt.date(2027, 2, 1)
+
+
+# -- services -----------------------------------------------------------------------------------
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def fresh_vhost() -> str:
+    name = f"kmo-bench-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    return name
+
+
+def fresh_database() -> str:
+    name = f"kmo_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    return name
+
+
+def drop(vhost: str | None = None, db: str | None = None) -> None:
+    if vhost:
+        rabbitmqctl("delete_vhost", vhost)
+    if db:
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+
+
+class Sink:
+    """Counts what arrives on a queue, with the arrival time per causation id."""
+
+    def __init__(self, url: str, queue: Queue, expected: int) -> None:
+        self.url, self.queue, self.expected = url, queue, expected
+        self.count = 0
+        self.last = 0.0
+        self.arrivals: dict[str, float] = {}
+        self.done = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(30)
+
+    def _run(self) -> None:
+        with Connection(self.url) as connection:
+
+            def on_message(message: Any) -> None:
+                now = time.perf_counter()
+                self.count += 1
+                self.last = now
+                body = message.body
+                if isinstance(body, (bytes, str)) and b'"causationid"' in (
+                    body if isinstance(body, bytes) else body.encode()
+                ):
+                    self.arrivals[json.loads(body)["causationid"]] = now
+                if self.count >= self.expected:
+                    self.done.set()
+
+            with connection.Consumer(
+                self.queue, on_message=on_message, no_ack=True, prefetch_count=1000
+            ):
+                self.ready.set()
+                while not self.done.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        connection.drain_events(timeout=1)
+
+
+def publish_all(
+    url: str, exchange: Exchange, bodies: list[tuple[bytes, str]], rate: float | None = None
+) -> dict[str, float]:
+    """Publish (body, routing key) pairs, as fast as the broker takes them or at a fixed rate.
+    Returns the publish time per CloudEvents id."""
+    sent: dict[str, float] = {}
+    with Connection(url, transport_options={"confirm_publish": rate is not None}) as connection:
+        producer = connection.Producer()
+        start = time.perf_counter()
+        for index, (body, key) in enumerate(bodies):
+            if rate is not None:
+                due = start + index / rate
+                while (now := time.perf_counter()) < due:
+                    time.sleep(min(due - now, 0.001))
+            stamp = time.perf_counter()
+            producer.publish(
+                body,
+                exchange=exchange,
+                routing_key=key,
+                delivery_mode=2,
+                content_type="application/cloudevents+json",
+            )
+            sent[json.loads(body)["id"]] = stamp
+    return sent
+
+
+def worker_mix(count: int, offset: int = 0) -> list[tuple[bytes, str]]:
+    """Requests, declarations and passed audits over count/3 distinct registrations."""
+    day = TODAY - dt.timedelta(days=5)
+    bodies = []
+    for i in range(count // 3):
+        n = 10_000_000 + offset + i
+        key = samples.key(f"{n:08d}{97 - n % 97:02d}")
+        for document in (
+            samples.request(key),
+            samples.declaration(key, day),
+            samples.audit(key, day),
+        ):
+            bodies.append((json.dumps(document).encode(), document["type"]))
+    return bodies
+
+
+def requests_only(count: int, offset: int) -> list[tuple[bytes, str]]:
+    bodies = []
+    for i in range(count):
+        n = 20_000_000 + offset + i
+        document = samples.request(samples.key(f"{n:08d}{97 - n % 97:02d}"))
+        bodies.append((json.dumps(document).encode(), document["type"]))
+    return bodies
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+
+def bare(count: int, confirms: bool, size: int) -> float:
+    vhost = fresh_vhost()
+    url = f"{AMQP}/{vhost}"
+    try:
+        with Connection(url) as connection:
+            channel = connection.default_channel
+            Queue("bench.in", durable=True)(channel).declare()
+            out = Exchange("bench.out", type="topic", durable=True)
+            out(channel).declare()
+            sink_queue = Queue("bench.sink", exchange=out, routing_key="#", durable=True)
+            sink_queue(channel).declare()
+        sink = Sink(url, sink_queue, count)
+        relay = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.perf.bare_relay",
+                url,
+                str(count),
+                "confirms" if confirms else "no",
+            ],
+            cwd=ROOT,
+        )
+        body = b"x" * size
+        start = time.perf_counter()
+        with Connection(url) as connection:
+            producer = connection.Producer()
+            for _ in range(count):
+                producer.publish(body, exchange="", routing_key="bench.in", delivery_mode=2)
+        sink.done.wait(600)
+        relay.wait(60)
+        return count / (sink.last - start)
+    finally:
+        drop(vhost=vhost)
+
+
+def worker_settings(vhost: str, db: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KMO_")}
+    return env | {
+        "KMO_BROKER_URL": f"{AMQP}/{vhost}",
+        "KMO_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+        "KMO_AUTH_REQUIRED": "false",
+        "KMO_TODAY": TODAY.isoformat(),
+        "KMO_LOG_LEVEL": "warning",
+        "KMO_METRICS_PORT": "0",
+        "KMO_DOWNSTREAM_QUEUES": json.dumps({"bench.events": ["#"]}),
+    }
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    subprocess.run(
+        [sys.executable, "-m", "worker.entrypoints.cli", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker.entrypoints.cli", "run"], env=env, cwd=ROOT
+    )
+    deadline = time.monotonic() + 60
+    with Connection(env["KMO_BROKER_URL"]) as connection:
+        while time.monotonic() < deadline:  # ready when its queue has a consumer
+            try:
+                _, _, consumers = Queue(
+                    "kmo.worker", durable=True, queue_arguments={"x-queue-type": "quorum"}
+                )(connection.channel()).queue_declare(passive=True)
+                if consumers:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.2)
+    return worker
+
+
+def worker_run(count: int) -> dict[str, Any]:
+    vhost, db = fresh_vhost(), fresh_database()
+    env = worker_settings(vhost, db)
+    try:
+        worker = start_worker(env)
+        url = env["KMO_BROKER_URL"]
+        rss_before = rss_kib(worker.pid)
+        mix = worker_mix(count)
+        expected = 2 * (len(mix) // 3)  # request_accepted and registered per registration
+        sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), expected)
+        inbound = Exchange("kmo.inbound", type="topic", durable=True)
+        start = time.perf_counter()
+        publish_all(url, inbound, mix)
+        sink.done.wait(1800)
+        elapsed = sink.last - start
+        throughput = len(mix) / elapsed
+        rss_after = rss_kib(worker.pid)
+
+        # latency at half the measured throughput, requests only (one event each)
+        rate = throughput / 2
+        latency_count = int(min(rate * 15, 10_000))
+        lat_sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), latency_count)
+        sent = publish_all(url, inbound, requests_only(latency_count, 0), rate=rate)
+        lat_sink.done.wait(600)
+        latencies = sorted(
+            (lat_sink.arrivals[i] - t) * 1000 for i, t in sent.items() if i in lat_sink.arrivals
+        )
+        rss_end = rss_kib(worker.pid)
+        worker.terminate()
+        worker.wait(60)
+        q = statistics.quantiles(latencies, n=100)
+        return {
+            "messages": len(mix),
+            "events": expected,
+            "seconds": round(elapsed, 2),
+            "msg_per_s": round(throughput, 1),
+            "latency_rate_msg_per_s": round(rate, 1),
+            "latency_samples": len(latencies),
+            "latency_ms": {"p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2)},
+            "rss_kib": {
+                "before": rss_before,
+                "after_throughput": rss_after,
+                "after_latency": rss_end,
+            },
+        }
+    finally:
+        drop(vhost=vhost, db=db)
+
+
+def sweep_run(registrations: int, due: int) -> dict[str, Any]:
+    """1 M registrations with their timers in PostgreSQL; an empty sweep; then `due` timers due."""
+    db = fresh_database()
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    try:
+        engine = database.engine_for(url)
+        database.migrate(engine)
+        engine.dispose()
+        end_due = TODAY - dt.timedelta(days=1)  # these registrations' periods ended yesterday
+        load_registrations(f"{PG}/{db}", registrations, due, end_due)
+        settings = config.Settings(database_url=url, today=TODAY)
+        app = bootstrap(settings, Clock(TODAY), configure_logs=False)
+        quiet = Context(today=end_due)  # the day before: nothing is due yet
+        timings = []
+        for _ in range(30):
+            start = time.perf_counter()
+            fired = sweeping.sweep(app.shell, quiet, app.clock)
+            timings.append((time.perf_counter() - start) * 1000)
+            assert fired == 0
+        start = time.perf_counter()
+        fired = sweeping.sweep(app.shell, Context(today=TODAY), app.clock)
+        seconds = time.perf_counter() - start
+        app.engine.dispose()
+        return {
+            "registrations": registrations,
+            "timers": registrations * 3,
+            "empty_sweep_ms": {
+                "median": round(statistics.median(timings), 3),
+                "max": round(max(timings), 3),
+            },
+            "due": due,
+            "fired": fired,
+            "fire_seconds": round(seconds, 2),
+            "timers_per_s": round(fired / seconds, 1),
+        }
+    finally:
+        drop(db=db)
+
+
+def load_registrations(dsn: str, count: int, due: int, end_due: dt.date) -> None:
+    """COPY rows that a real run would have made: registered, with period-end and notice timers."""
+    future_end = TODAY + dt.timedelta(days=900)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    with psycopg.connect(dsn) as db:
+        with db.cursor() as cursor:
+            with cursor.copy(
+                "COPY registrations (id, enterprise_number, unit_kind, department_id, service, registration_number, state, version, document, updated_at) FROM STDIN"
+            ) as copy:
+                for i in range(1, count + 1):
+                    n = 10_000_000 + i
+                    number = f"{n:08d}{97 - n % 97:02d}"
+                    end = end_due if i <= due else future_end + dt.timedelta(days=i % 900)
+                    start = dt.date(end.year - 5, end.month, min(end.day, 28)) + dt.timedelta(
+                        days=1
+                    )
+                    document = {
+                        "key": {
+                            "enterprise_number": number,
+                            "unit": {"kind": "registered_office"},
+                            "service": "training",
+                        },
+                        "number": f"DV.O{i:06d}"[:10]
+                        if i < 1_000_000
+                        else f"DV.A{i - 999_999:06d}",
+                        "state": "registered",
+                        "state_since": start.isoformat(),
+                        "recipient": {"email": "info@example.be", "language": "nl"},
+                        "period": {"start": start.isoformat(), "end": end.isoformat()},
+                    }
+                    copy.write_row(
+                        (
+                            i,
+                            number,
+                            "registered_office",
+                            "",
+                            "training",
+                            document["number"],
+                            "registered",
+                            1,
+                            json.dumps(document),
+                            now,
+                        )
+                    )
+            with cursor.copy(
+                "COPY timers (registration_id, kind, deadline, offset_days, due_on, fired_at) FROM STDIN"
+            ) as copy:
+                for i in range(1, count + 1):
+                    end = end_due if i <= due else future_end + dt.timedelta(days=i % 900)
+                    fired = now if i <= due else None  # the notices of the ending ones went out
+                    copy.write_row(
+                        (i, "deadline.period_end", end, 0, end + dt.timedelta(days=1), None)
+                    )
+                    copy.write_row(
+                        (i, "notice.expiring", end, 90, end - dt.timedelta(days=90), fired)
+                    )
+                    copy.write_row(
+                        (i, "notice.expiring", end, 30, end - dt.timedelta(days=30), fired)
+                    )
+        db.execute("SELECT setval(pg_get_serial_sequence('registrations', 'id'), %s)", (count,))
+        db.commit()
+        db.execute("ANALYZE")
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    def version(command: list[str]) -> str:
+        try:
+            return (
+                subprocess.run(command, capture_output=True, text=True, timeout=30)
+                .stdout.strip()
+                .splitlines()[0]
+            )
+        except Exception:
+            return "?"
+
+    return {
+        "cpu": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "?",
+        ),
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "rabbitmq": version(["rabbitmqctl", "-q", "version"]),
+        "postgresql": version(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "show server_version"]
+        ),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--registrations", type=int, default=1_000_000)
+    parser.add_argument("--due", type=int, default=10_000)
+    parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
+    args = parser.parse_args()
+    size = len(worker_mix(3)[0][0])
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    step(
+        "bare relay without confirms",
+        lambda: figures.update(bare_no_confirms=round(bare(args.messages, False, size), 1)),
+    )
+    step(
+        "bare relay with confirms",
+        lambda: figures.update(bare_confirms=round(bare(args.messages, True, size), 1)),
+    )
+    step("worker", lambda: figures.update(worker=worker_run(args.messages)))
+    step("timer sweep", lambda: figures.update(sweep=sweep_run(args.registrations, args.due)))
+    figures["ratio_to_bare_no_confirms"] = round(
+        figures["worker"]["msg_per_s"] / figures["bare_no_confirms"], 3
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print(report(figures))
+    print(f"\nfigures written to {args.json}")
+    return 0
+
+
+def step(name: str, action: Callable[[], None]) -> None:
+    print(f"... {name}", file=sys.stderr, flush=True)
+    action()
+
+
+def report(f: dict[str, Any]) -> str:
+    w, s = f["worker"], f["sweep"]
+    rss = w["rss_kib"]
+    rows = [
+        ("bare relay, no confirms", f"{f['bare_no_confirms']:.0f} msg/s", ""),
+        ("bare relay, a confirm per message", f"{f['bare_confirms']:.0f} msg/s", ""),
+        (
+            "worker throughput",
+            f"{w['msg_per_s']:.0f} msg/s",
+            f"{w['messages']} messages in {w['seconds']} s",
+        ),
+        ("worker / bare (no confirms)", f"{f['ratio_to_bare_no_confirms']:.0%}", "target ≥ 50 %"),
+        (
+            f"latency at {w['latency_rate_msg_per_s']:.0f} msg/s",
+            f"p50 {w['latency_ms']['p50']} ms, p95 {w['latency_ms']['p95']} ms, p99 {w['latency_ms']['p99']} ms",
+            "target p99 < 25 ms",
+        ),
+        (
+            f"empty sweep, {s['registrations']:,} registrations",
+            f"{s['empty_sweep_ms']['median']} ms (max {s['empty_sweep_ms']['max']})",
+            "target < 5 ms",
+        ),
+        (
+            f"sweep with {s['due']:,} due",
+            f"{s['timers_per_s']:.0f} timers/s",
+            f"{s['fired']} fired in {s['fire_seconds']} s; target ≥ 5,000/s",
+        ),
+        (
+            "worker RSS",
+            f"{rss['before'] / 1024:.1f} → {rss['after_latency'] / 1024:.1f} MiB",
+            f"growth {(rss['after_latency'] - rss['before']) / 1024:.1f} MiB; target < 20 MB",
+        ),
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    m = f["machine"]
+    head = f"{m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}; RabbitMQ {m['rabbitmq']}, PostgreSQL {m['postgresql']}, Python {m['python']}"
+    return (
+        head
+        + "\n\n"
+        + "\n".join("  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
