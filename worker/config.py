@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     audit_bureaus: frozenset[str] = frozenset()
     downstream_queues: dict[str, list[str]] = Field(default_factory=lambda: DEFAULT_DOWNSTREAM)
     inbound_queue: str = "kmo.worker"
-    prefetch: Annotated[int, Field(ge=1, le=10_000)] = 100
+    prefetch: Annotated[int, Field(ge=1, le=10_000)] = 300
+    batch_size: Annotated[int, Field(ge=1, le=5_000)] = 200
     queue_type: Literal["quorum", "classic"] = "quorum"
     heartbeat_seconds: Annotated[int, Field(ge=0, le=600)] = 30
     delivery_limit: Annotated[int, Field(ge=1, le=1000)] = 10

@@ -25,6 +25,7 @@ def environment(settings: config.Settings, **extra: str) -> dict[str, str]:
         "KMO_DOWNSTREAM_QUEUES": json.dumps(settings.downstream_queues),
         "KMO_LOG_FORMAT": "json",
         "KMO_LOG_LEVEL": "warning",
+        "KMO_METRICS_PORT": "0",  # several workers on one machine would share the port
     }
     if settings.today:
         env["KMO_TODAY"] = settings.today.isoformat()
@@ -41,6 +42,11 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until its loop runs (needs KMO_LOG_LEVEL=info): a SIGTERM before that finds Python
+        still importing, with no handler installed yet."""
+        wait_until(lambda: '"worker_started"' in self.log(), timeout, "the worker to start")
 
     def kill(self) -> None:
         """kill -9: no handler runs, nothing is flushed."""

@@ -48,7 +48,7 @@ def _chaos(
             "a start",
         )
         try:
-            worker.process.wait(timeout=rng.uniform(0.3, 2.0))
+            worker.process.wait(timeout=rng.uniform(0.05, 0.5))
         except Exception:  # still running: that is the point
             worker.kill()
             kills += 1
@@ -62,7 +62,7 @@ def test_kill_minus_nine_while_messages_flow(
     day = TODAY - dt.timedelta(days=5)
     for number in PROVIDERS:
         bus.publish(s.request(s.key(number)))
-    kills = _chaos(settings, tmp_path, rounds=4, done=1000, rng=rng)
+    kills = _chaos(settings, tmp_path, rounds=6, done=1000, rng=rng)
 
     second: list[dict[str, object]] = []
     for number in PROVIDERS[:500]:
@@ -75,9 +75,10 @@ def test_kill_minus_nine_while_messages_flow(
     kills += 1
     for document in second:
         bus.publish(document)
-    kills += _chaos(settings, tmp_path, rounds=4, done=2000, rng=rng)
+    kills += _chaos(settings, tmp_path, rounds=6, done=2000, rng=rng)
 
-    worker = WorkerProcess(settings, tmp_path)
+    worker = WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info")
+    worker.wait_started()
     wait_until(
         lambda: (
             _count(settings, t.inbox) == 2000

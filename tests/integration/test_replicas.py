@@ -51,6 +51,8 @@ def test_two_replicas_end_where_a_serial_run_ends(
     for document in requests:
         bus.publish(document)
     workers = [WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info") for _ in range(2)]
+    for worker in workers:
+        worker.wait_started()
     wait_until(lambda: _count(settings, t.inbox) == len(requests), 120, "the requests")
     for document in rest:
         bus.publish(document)

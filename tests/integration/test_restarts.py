@@ -20,7 +20,7 @@ from worker.adapters import database
 from worker.adapters import tables as t
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_000_300)]
+PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_500)]
 
 
 def _inbox(settings: config.Settings) -> int:
@@ -67,7 +67,8 @@ def test_broker_restart_mid_stream(
 ) -> None:
     _publish_lives(bus)
     bus.close()
-    worker = WorkerProcess(settings, tmp_path)
+    worker = WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info")
+    worker.wait_started()
     wait_until(lambda: _inbox(settings) > 50, 120, "the worker to get going")
     rabbitmqctl("stop_app")
     handled_while_down = _inbox(settings)
@@ -102,7 +103,8 @@ def _postgres(action: str) -> None:
 
 def test_database_restart_mid_stream(settings: config.Settings, bus: Bus, tmp_path: Path) -> None:
     _publish_lives(bus)
-    worker = WorkerProcess(settings, tmp_path)
+    worker = WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info")
+    worker.wait_started()
     wait_until(lambda: _inbox(settings) > 50, 120, "the worker to get going")
     _postgres("restart")
     wait_until(
@@ -119,7 +121,8 @@ def test_sigterm_finishes_the_message_in_hand_and_exits_zero(
     settings: config.Settings, bus: Bus, tmp_path: Path
 ) -> None:
     _publish_lives(bus)
-    worker = WorkerProcess(settings, tmp_path)
+    worker = WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info")
+    worker.wait_started()
     wait_until(lambda: _inbox(settings) > 30, 120, "the worker to get going")
     started = time.monotonic()
     assert worker.terminate(timeout=settings.shutdown_grace_seconds + 5) == 0

@@ -22,7 +22,7 @@ KEY = s.key("1543301276")
 
 
 def _flaky(failures: int, error: Exception) -> Any:
-    real = handling.handle
+    real = handling.handle_batch
     calls = {"n": 0}
 
     def handle(*args: Any, **kwargs: Any) -> Any:
@@ -42,7 +42,7 @@ def test_a_transient_failure_is_retried_and_then_handled(
     settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handle, calls = _flaky(2, OperationalError("SELECT", {}, ConnectionError("server closed")))
-    monkeypatch.setattr(runner.handling, "handle", handle)
+    monkeypatch.setattr(runner.handling, "handle_batch", handle)
     before = _retries("database_unavailable")
     bus.publish(s.request(KEY))
     runner.Runner(bootstrap(settings)).run(until_idle=True)
@@ -56,7 +56,7 @@ def test_a_failure_that_retrying_cannot_mend_is_dead_lettered_at_once(
     settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handle, calls = _flaky(1000, RuntimeError("a bug"))
-    monkeypatch.setattr(runner.handling, "handle", handle)
+    monkeypatch.setattr(runner.handling, "handle_batch", handle)
     document = s.request(KEY)
     bus.publish(document)
     runner.Runner(bootstrap(settings)).run(until_idle=True)
@@ -72,7 +72,7 @@ def test_a_transient_failure_past_the_bound_is_dead_lettered(
     settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handle, calls = _flaky(1000, OperationalError("SELECT", {}, ConnectionError("gone")))
-    monkeypatch.setattr(runner.handling, "handle", handle)
+    monkeypatch.setattr(runner.handling, "handle_batch", handle)
     bus.publish(s.request(KEY))
     bounded = settings.model_copy(update={"retry_attempts": 3})
     runner.Runner(bootstrap(bounded)).run(until_idle=True)

@@ -164,3 +164,87 @@ def test_the_asyncapi_document_names_every_message_and_refers_to_its_schema() ->
         "kmo.events",
         "kmo.dead-letter",
     }
+
+
+# The fast validator and the authoritative one agree ----------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from worker import config  # noqa: E402
+from worker.service import intake  # noqa: E402
+
+ODD_VALUES = st.sampled_from(
+    [
+        None,
+        "",
+        "x",
+        0,
+        -1,
+        1.5,
+        True,
+        [],
+        {},
+        ["activity"],
+        "2027-02-30",
+        "2026-13-01",
+        "2027-02-28",
+        "2026-03-02T09:15:00Z",
+        "2026-13-02T09:15:00Z",
+        "BE68539007547034",
+        "0403.170.701",
+        "12345",
+        "training",
+        "conditional",
+        "follow_up",
+        "not_performed",
+        {"kind": "department"},
+        {"kind": "registered_office"},
+        "a@b",
+        "nl",
+        "es",
+    ]
+)
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    sample=st.sampled_from(SAMPLES),
+    mutations=st.lists(st.tuples(st.integers(0, 10_000), ODD_VALUES, st.booleans()), max_size=3),
+)
+def test_intake_accepts_exactly_what_the_authoritative_validator_accepts(
+    sample: dict[str, Any], mutations: list[tuple[int, Any, bool]]
+) -> None:
+    document = copy.deepcopy(sample)
+    for index, value, delete in mutations:
+        paths = _paths(document)
+        path = paths[index % len(paths)]
+        parent: Any = document
+        for part in path[:-1]:
+            parent = parent[part]
+        if delete and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(value)  # the pool's lists and dicts stay as they are
+    if not isinstance(document.get("type"), str) or document["type"] != sample["type"]:
+        return  # a changed type is another check (unknown_type)
+    body = json.dumps(document).encode()
+    verdict = intake.check(body, {}, VALIDATORS, config.Settings())
+    authoritative = VALIDATORS.first_violation(sample["type"], json.loads(body))
+    assert isinstance(verdict, intake.Accepted) == (authoritative is None), (
+        document,
+        authoritative,
+    )
+    if authoritative is not None:
+        assert isinstance(verdict, intake.Rejected) and verdict.error == str(authoritative)

@@ -11,10 +11,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.adapters import tables as t
-from worker.contracts.common import Key, State
+from worker.contracts.common import Key
 from worker.domain.model import Registration
 from worker.domain.schedule import Timer
 
@@ -29,59 +31,11 @@ class Stored:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    cause_id: str
-    cause_type: str
-    business_date: dt.date
-    rule: str
-    note: str
-    events: Sequence[str]
-
-
-@dataclass(frozen=True)
 class PendingEvent:
     id: int
     event_id: str
     type: str
     body: str
-
-
-def _key_clause(key: Key) -> list[object]:
-    department = getattr(key.unit, "department_id", "")
-    return [
-        t.registrations.c.enterprise_number == key.enterprise_number,
-        t.registrations.c.unit_kind == key.unit.kind,
-        t.registrations.c.department_id == department,
-        t.registrations.c.service == key.service,
-    ]
-
-
-def load(db: Connection, key: Key, *, lock: bool) -> Stored | None:
-    """The registration for a key; `lock` holds its row until commit (PostgreSQL) so two
-    replicas never decide on the same registration at once."""
-    query = select(t.registrations.c.id, t.registrations.c.version, t.registrations.c.document)
-    query = query.where(and_(*_key_clause(key)))  # type: ignore[arg-type]
-    if lock:
-        query = query.with_for_update()
-    row = db.execute(query).first()
-    if row is None:
-        return None
-    return Stored(row.id, row.version, Registration.model_validate(row.document))
-
-
-def load_by_id(
-    db: Connection, registration_id: int, *, lock: bool, skip_locked: bool = False
-) -> Stored | None:
-    """With `skip_locked`, None also when another transaction holds the row."""
-    query = select(t.registrations.c.version, t.registrations.c.document).where(
-        t.registrations.c.id == registration_id
-    )
-    if lock:
-        query = query.with_for_update(skip_locked=skip_locked)
-    row = db.execute(query).first()
-    if row is None:
-        return None
-    return Stored(registration_id, row.version, Registration.model_validate(row.document))
 
 
 def find(db: Connection, enterprise_number: str) -> list[Stored]:
@@ -96,106 +50,13 @@ def find(db: Connection, enterprise_number: str) -> list[Stored]:
     ]
 
 
-def next_number(db: Connection, service: str) -> str:
-    """`DV.O` / `DV.A` + 6 digits, from a counter row per service (rolled back with the
-    transaction, so a number is never lost to a failed message)."""
-    counter = t.number_counters
-    bumped = db.execute(
-        update(counter)
-        .where(counter.c.service == service)
-        .values(last_value=counter.c.last_value + 1)
-        .returning(counter.c.last_value)
-    ).scalar()
-    if bumped is None:
-        db.execute(insert(counter).values(service=service, last_value=1))
-        bumped = 1
-    return f"{PREFIX[service]}{bumped:06d}"
-
-
-def insert_registration(db: Connection, registration: Registration, now: dt.datetime) -> int:
-    key = registration.key
-    new_id = db.execute(
-        insert(t.registrations)
-        .values(
-            enterprise_number=key.enterprise_number,
-            unit_kind=key.unit.kind,
-            department_id=getattr(key.unit, "department_id", ""),
-            service=key.service,
-            registration_number=registration.number,
-            state=registration.state.value,
-            version=1,
-            document=registration.model_dump(mode="json"),
-            updated_at=now,
-        )
-        .returning(t.registrations.c.id)
-    ).scalar_one()
-    return int(new_id)
-
-
-def update_registration(
-    db: Connection, stored: Stored, registration: Registration, now: dt.datetime
-) -> None:
-    """Optimistic check on top of the row lock: SQLite has no FOR UPDATE."""
-    result = db.execute(
-        update(t.registrations)
-        .where(t.registrations.c.id == stored.id, t.registrations.c.version == stored.version)
-        .values(
-            state=registration.state.value,
-            version=stored.version + 1,
-            document=registration.model_dump(mode="json"),
-            updated_at=now,
-        )
-    )
-    if result.rowcount != 1:
-        raise StaleRegistrationError(registration.number)
-
-
 class StaleRegistrationError(Exception):
     """Another transaction changed the registration since it was read; retry the message."""
-
-
-def add_history(
-    db: Connection,
-    registration_id: int,
-    before: State | None,
-    after: State,
-    entry: HistoryEntry,
-    now: dt.datetime,
-) -> None:
-    db.execute(
-        insert(t.history).values(
-            registration_id=registration_id,
-            recorded_at=now,
-            business_date=entry.business_date,
-            from_state=before.value if before else None,
-            to_state=after.value,
-            rule=entry.rule,
-            note=entry.note,
-            cause_id=entry.cause_id,
-            cause_type=entry.cause_type,
-            events=list(entry.events),
-        )
-    )
 
 
 def history_of(db: Connection, registration_id: int) -> list[dict[str, object]]:
     query = select(t.history).where(t.history.c.registration_id == registration_id)
     return [dict(row._mapping) for row in db.execute(query.order_by(t.history.c.id))]
-
-
-def seen(db: Connection, message_id: str) -> bool:
-    query = select(t.inbox.c.message_id).where(t.inbox.c.message_id == message_id)
-    return db.execute(query).first() is not None
-
-
-def remember(
-    db: Connection, message_id: str, type_name: str, outcome: str, now: dt.datetime
-) -> None:
-    db.execute(
-        insert(t.inbox).values(
-            message_id=message_id, type=type_name, handled_at=now, outcome=outcome
-        )
-    )
 
 
 def enqueue(db: Connection, events: Iterable[tuple[str, str, str]], now: dt.datetime) -> None:
@@ -206,16 +67,6 @@ def enqueue(db: Connection, events: Iterable[tuple[str, str, str]], now: dt.date
     ]
     if rows:
         db.execute(insert(t.outbox), rows)
-
-
-def pending_events(db: Connection, limit: int) -> list[PendingEvent]:
-    query = (
-        select(t.outbox.c.id, t.outbox.c.event_id, t.outbox.c.type, t.outbox.c.body)
-        .where(t.outbox.c.sent_at.is_(None))
-        .order_by(t.outbox.c.id)
-        .limit(limit)
-    )
-    return [PendingEvent(row.id, row.event_id, row.type, row.body) for row in db.execute(query)]
 
 
 def mark_sent(db: Connection, ids: Sequence[int], now: dt.datetime) -> None:
@@ -255,33 +106,6 @@ def _timer(row: Any) -> Timer:
     return Timer(row.due_on, row.kind, row.deadline, row.offset_days)
 
 
-def replace_timers(db: Connection, registration_id: int, wanted: frozenset[Timer]) -> None:
-    """Cancel the pending timers the state no longer wants and add the new ones. Fired timers
-    stay as a record, so a notice is never set twice for the same deadline and offset."""
-    rows = db.execute(
-        select(t.timers.c.id, t.timers.c.fired_at, *_TIMER).where(
-            t.timers.c.registration_id == registration_id
-        )
-    ).all()
-    existing = {_timer(r): r for r in rows}
-    stale = [r.id for timer, r in existing.items() if r.fired_at is None and timer not in wanted]
-    if stale:
-        db.execute(delete(t.timers).where(t.timers.c.id.in_(stale)))
-    new = [
-        {
-            "registration_id": registration_id,
-            "kind": timer.kind,
-            "deadline": timer.deadline,
-            "offset_days": timer.offset_days,
-            "due_on": timer.due,
-        }
-        for timer in wanted
-        if timer not in existing
-    ]
-    if new:
-        db.execute(insert(t.timers), new)
-
-
 @dataclass(frozen=True)
 class DueTimer:
     id: int
@@ -289,7 +113,14 @@ class DueTimer:
     timer: Timer
 
 
-def claim_due(db: Connection, today: dt.date, limit: int, *, skip_locked: bool) -> list[DueTimer]:
+def claim_due(
+    db: Connection,
+    today: dt.date,
+    limit: int,
+    *,
+    skip_locked: bool,
+    exclude: Iterable[int] = (),
+) -> list[DueTimer]:
     """Due, unfired timers in due order. On PostgreSQL the rows stay locked until commit and
     other replicas skip them, so each timer fires once."""
     query = (
@@ -298,15 +129,271 @@ def claim_due(db: Connection, today: dt.date, limit: int, *, skip_locked: bool) 
         .order_by(t.timers.c.due_on, t.timers.c.id)
         .limit(limit)
     )
+    skipped = list(exclude)
+    if skipped:
+        query = query.where(t.timers.c.id.not_in(skipped))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     return [DueTimer(r.id, r.registration_id, _timer(r)) for r in db.execute(query)]
 
 
-def mark_fired(db: Connection, timer_id: int, now: dt.datetime) -> None:
-    db.execute(update(t.timers).where(t.timers.c.id == timer_id).values(fired_at=now))
-
-
 def count_by_state(db: Connection) -> dict[str, int]:
     query = select(t.registrations.c.state, func.count()).group_by(t.registrations.c.state)
     return {state: int(count) for state, count in db.execute(query)}
+
+
+# -- batches: one statement for many rows -------------------------------------------------------
+
+KeyTuple = tuple[str, str, str, str]
+
+
+def key_tuple(key: Key) -> KeyTuple:
+    return (
+        key.enterprise_number,
+        key.unit.kind,
+        getattr(key.unit, "department_id", ""),
+        key.service,
+    )
+
+
+def load_many(db: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, Stored]:
+    """The registrations for these keys, locked until commit. Rows are locked in id order, so
+    two replicas locking overlapping batches cannot deadlock on each other."""
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    c = t.registrations.c
+    query = (
+        select(
+            c.id,
+            c.version,
+            c.document,
+            c.enterprise_number,
+            c.unit_kind,
+            c.department_id,
+            c.service,
+        )
+        .where(tuple_(c.enterprise_number, c.unit_kind, c.department_id, c.service).in_(wanted))
+        .order_by(c.id)
+        .with_for_update()
+    )
+    return {
+        (r.enterprise_number, r.unit_kind, r.department_id, r.service): Stored(
+            r.id, r.version, Registration.model_validate(r.document)
+        )
+        for r in db.execute(query)
+    }
+
+
+def load_many_by_id(db: Connection, ids: Iterable[int], *, skip_locked: bool) -> dict[int, Stored]:
+    """Registrations by id, locked; with `skip_locked`, rows another transaction holds are left
+    out (the caller tries them again later)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    c = t.registrations.c
+    query = (
+        select(c.id, c.version, c.document)
+        .where(c.id.in_(wanted))
+        .order_by(c.id)
+        .with_for_update(skip_locked=skip_locked)
+    )
+    return {
+        r.id: Stored(r.id, r.version, Registration.model_validate(r.document))
+        for r in db.execute(query)
+    }
+
+
+def seen_many(db: Connection, message_ids: Iterable[str]) -> set[str]:
+    wanted = list(set(message_ids))
+    if not wanted:
+        return set()
+    query = select(t.inbox.c.message_id).where(t.inbox.c.message_id.in_(wanted))
+    return set(db.execute(query).scalars())
+
+
+def allocate_numbers(db: Connection, service: str, count: int) -> list[str]:
+    """`count` consecutive registration numbers. The counter row stays locked until commit, so
+    the numbers a batch does not use can be given back with `return_numbers`."""
+    counter = t.number_counters
+    last = db.execute(
+        update(counter)
+        .where(counter.c.service == service)
+        .values(last_value=counter.c.last_value + count)
+        .returning(counter.c.last_value)
+    ).scalar()
+    if last is None:
+        db.execute(insert(counter).values(service=service, last_value=count))
+        last = count
+    return [f"{PREFIX[service]}{n:06d}" for n in range(last - count + 1, last + 1)]
+
+
+def return_numbers(db: Connection, service: str, count: int) -> None:
+    if count:
+        counter = t.number_counters
+        db.execute(
+            update(counter)
+            .where(counter.c.service == service)
+            .values(last_value=counter.c.last_value - count)
+        )
+
+
+def insert_registrations(
+    db: Connection, registrations: Sequence[Registration], now: dt.datetime
+) -> list[int]:
+    if not registrations:
+        return []
+    rows = [
+        {
+            "enterprise_number": r.key.enterprise_number,
+            "unit_kind": r.key.unit.kind,
+            "department_id": getattr(r.key.unit, "department_id", ""),
+            "service": r.key.service,
+            "registration_number": r.number,
+            "state": r.state.value,
+            "version": 1,
+            "document": r.model_dump(mode="json"),
+            "updated_at": now,
+        }
+        for r in registrations
+    ]
+    statement = insert(t.registrations).returning(
+        t.registrations.c.id, sort_by_parameter_order=True
+    )
+    return [int(i) for i in db.execute(statement, rows).scalars()]
+
+
+def update_registrations(
+    db: Connection, changes: Sequence[tuple[int, int, Registration]], now: dt.datetime
+) -> None:
+    """(id, version read, new registration). The version check guards SQLite, which has no
+    row locks; on PostgreSQL the rows are locked already."""
+    if not changes:
+        return
+    if db.dialect.name == "postgresql":
+        # One statement whatever the count: a join against arrays.
+        result = db.execute(
+            text(
+                "UPDATE registrations SET state = v.state, version = v.version + 1,"
+                " document = CAST(v.document AS json), updated_at = :now"
+                " FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS integer[]),"
+                " CAST(:states AS text[]), CAST(:documents AS text[]))"
+                " AS v(id, version, state, document)"
+                " WHERE registrations.id = v.id AND registrations.version = v.version"
+            ),
+            {
+                "now": now,
+                "ids": [i for i, _, _ in changes],
+                "versions": [v for _, v, _ in changes],
+                "states": [r.state.value for _, _, r in changes],
+                "documents": [r.model_dump_json() for _, _, r in changes],
+            },
+        )
+        count = result.rowcount
+    else:
+        c = t.registrations.c
+        statement = (
+            update(t.registrations)
+            .where(c.id == bindparam("b_id"), c.version == bindparam("b_version"))
+            .values(
+                state=bindparam("b_state"),
+                version=bindparam("b_next"),
+                document=bindparam("b_document"),
+                updated_at=bindparam("b_now"),
+            )
+        )
+        rows = [
+            {
+                "b_id": registration_id,
+                "b_version": version,
+                "b_next": version + 1,
+                "b_state": r.state.value,
+                "b_document": r.model_dump(mode="json"),
+                "b_now": now,
+            }
+            for registration_id, version, r in changes
+        ]
+        count = db.execute(statement, rows).rowcount
+    if count != len(changes):
+        raise StaleRegistrationError(", ".join(r.number for _, _, r in changes))
+
+
+def change_timers(
+    db: Connection, cancel: Sequence[tuple[int, Timer]], add: Sequence[tuple[int, Timer]]
+) -> None:
+    """Cancel timers a state no longer wants (only unfired ones: fired ones stay as a record)
+    and add new ones; one that exists already, fired or not, is not added again."""
+    c = t.timers.c
+    if cancel and db.dialect.name == "postgresql":
+        # One statement whatever the count: a join against four arrays.
+        db.execute(
+            text(
+                "DELETE FROM timers USING unnest("
+                "CAST(:ids AS bigint[]), CAST(:kinds AS text[]), CAST(:deadlines AS date[]),"
+                " CAST(:offsets AS integer[])) AS v(registration_id, kind, deadline, offset_days)"
+                " WHERE timers.registration_id = v.registration_id AND timers.kind = v.kind"
+                " AND timers.deadline = v.deadline AND timers.offset_days = v.offset_days"
+                " AND timers.fired_at IS NULL"
+            ),
+            {
+                "ids": [i for i, _ in cancel],
+                "kinds": [x.kind for _, x in cancel],
+                "deadlines": [x.deadline for _, x in cancel],
+                "offsets": [x.offset_days for _, x in cancel],
+            },
+        )
+    elif cancel:
+        statement = delete(t.timers).where(
+            c.registration_id == bindparam("b_id"),
+            c.kind == bindparam("b_kind"),
+            c.deadline == bindparam("b_deadline"),
+            c.offset_days == bindparam("b_offset"),
+            c.fired_at.is_(None),
+        )
+        db.execute(
+            statement,
+            [
+                {"b_id": i, "b_kind": x.kind, "b_deadline": x.deadline, "b_offset": x.offset_days}
+                for i, x in cancel
+            ],
+        )
+    if add:
+        upsert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
+        adding = upsert(t.timers).on_conflict_do_nothing(
+            index_elements=["registration_id", "kind", "deadline", "offset_days"]
+        )
+        db.execute(
+            adding,
+            [
+                {
+                    "registration_id": i,
+                    "kind": x.kind,
+                    "deadline": x.deadline,
+                    "offset_days": x.offset_days,
+                    "due_on": x.due,
+                }
+                for i, x in add
+            ],
+        )
+
+
+def add_history_many(db: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        db.execute(insert(t.history), list(rows))
+
+
+def remember_many(db: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        db.execute(insert(t.inbox), list(rows))
+
+
+def mark_fired_many(db: Connection, timer_ids: Sequence[int], now: dt.datetime) -> None:
+    if not timer_ids:
+        return
+    if db.dialect.name == "postgresql":  # one array parameter, not one per id
+        db.execute(
+            text("UPDATE timers SET fired_at = :now WHERE id = ANY(CAST(:ids AS bigint[]))"),
+            {"now": now, "ids": list(timer_ids)},
+        )
+    else:
+        db.execute(update(t.timers).where(t.timers.c.id.in_(timer_ids)).values(fired_at=now))

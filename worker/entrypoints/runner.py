@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -34,6 +35,8 @@ SWEEP_EVERY_SECONDS = 1.0
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 DATABASE_PAUSE_SECONDS = 1.0  # after the relay or sweep found the database away
+RELAY_EVERY_SECONDS = 1.0  # look for events other processes left, even when this one made none
+DRAIN_MORE_SECONDS = 0.001  # after a delivery, how long to wait for the next one of a batch
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
 
@@ -46,6 +49,9 @@ class Runner:
         self.stopping = threading.Event()
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
+        self._last_relay = 0.0
+        self._unpublished = True  # there may be events in the outbox from an earlier run
+        self._publish: Callable[[list[repository.PendingEvent]], object] = self._not_connected
         self._last_stats = 0.0
         self._last_states = 0.0
         self.health = health.Health(
@@ -99,14 +105,25 @@ class Runner:
         with (
             broker.connect(settings) as consuming,
             broker.connect(settings, confirms=True) as publishing,
+            broker.connect(settings) as relaying,
         ):
-            consuming.ensure_connection(max_retries=1)
-            publishing.ensure_connection(max_retries=1)
+            for connection in (consuming, publishing, relaying):
+                connection.ensure_connection(max_retries=1)
             broker.declare(consuming, topo)
             broker.declare(publishing, topo)
-            # The embedded transport cannot return unroutable messages; only AMQP has on_return.
-            on_return = None if settings.is_embedded_broker else self._returned
-            producer = Producer(publishing.default_channel, on_return=on_return)
+            producer = Producer(publishing.default_channel)  # dead letters, one confirm each
+            if settings.is_embedded_broker:
+                # No confirms and no returns on the embedded transport: publish one by one.
+                def publish(rows: list[repository.PendingEvent]) -> None:
+                    for row in rows:
+                        broker.publish_event(producer, row.event_id, row.type, row.body)
+
+                self._publish = publish
+            else:
+                batches = broker.ConfirmedBatches(relaying, on_return=self._returned)
+                self._publish = lambda rows: batches.publish(
+                    [(r.event_id, r.type, r.body) for r in rows]
+                )
             consumer = Consumer(
                 consuming.default_channel,
                 queues=[topo.inbound],
@@ -123,19 +140,18 @@ class Runner:
     def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
         while not self.stopping.is_set():
             self.health.beat()
-            try:
-                consuming.drain_events(timeout=POLL_SECONDS)
-                waited_in_vain = False
-            except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
-                waited_in_vain = True
+            waited_in_vain = not self._drain(consuming)
             self._handle_buffer(producer)
-            self._flush(producer)
             now = time.monotonic()
+            if self._unpublished or now - self._last_relay >= RELAY_EVERY_SECONDS:
+                self._last_relay = now
+                self._flush(producer)
             self._refresh_stats(now)
             if waited_in_vain or now - self._last_sweep >= SWEEP_EVERY_SECONDS:
                 self._last_sweep = now
                 fired = self._sweep()
                 if fired:
+                    self._unpublished = True
                     self._flush(producer)
                 elif until_idle and waited_in_vain and self._idle(consuming):
                     return
@@ -174,6 +190,24 @@ class Runner:
         m.TIMERS_DUE.set(due)
         m.TIMERS_OVERDUE.set(overdue)
 
+    @staticmethod
+    def _not_connected(_rows: list[repository.PendingEvent]) -> None:
+        raise ConnectionError("no broker session: events stay in the outbox")
+
+    def _drain(self, consuming: Connection) -> bool:
+        """Wait for a delivery, then take whatever else is already there, up to a batch."""
+        try:
+            consuming.drain_events(timeout=POLL_SECONDS)
+        except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
+            return False
+        batch = self.app.settings.batch_size
+        while len(self._buffer) < batch:
+            try:
+                consuming.drain_events(timeout=DRAIN_MORE_SECONDS)
+            except (TimeoutError, socket.timeout):  # noqa: UP041
+                break
+        return True
+
     def _idle(self, consuming: Connection) -> bool:
         queue = self.app.topology.inbound(consuming.default_channel)
         _name, ready, _consumers = queue.queue_declare(passive=True)
@@ -182,56 +216,121 @@ class Runner:
         return not ready and not self._buffer and not backlog
 
     def _handle_buffer(self, producer: Producer) -> None:
-        # On a stop request the message in hand is finished; the rest stay unacked and the
-        # broker hands them to another replica (or to this one after its restart).
+        # On a stop request the batch in hand is finished; the rest stay unacked and the broker
+        # hands them to another replica (or to this one after its restart).
+        size = self.app.settings.batch_size
         while self._buffer and not self.stopping.is_set():
-            self._handle(self._buffer.pop(0), producer)
+            batch, self._buffer[:size] = self._buffer[:size], []
+            self._handle_batch(batch, producer)
 
-    def _handle(self, message: KombuMessage, producer: Producer) -> None:
+    def _handle_batch(self, messages: list[KombuMessage], producer: Producer) -> None:
         started = time.perf_counter()
-        delivery = broker.delivery_of(message)
         settings = self.app.settings
-        verdict = intake.check(
-            delivery.body,
-            delivery.properties,
-            self.app.validators,
-            settings,
-            settings.max_message_bytes,
-            delivery.headers,
-        )
-        structlog.contextvars.bind_contextvars(
-            message_id=getattr(verdict, "id", None), type=getattr(verdict, "type", None)
-        )
-        try:
-            if isinstance(verdict, intake.Rejected):
-                self._dead_letter(producer, delivery, verdict.reason, verdict.error)
-                message.ack()
-                return
-            try:
-                handled = self._retrying(
-                    lambda: handling.handle(
-                        self.app.shell, verdict, self.app.context(), self.app.clock.now()
-                    )
-                )
-            except Exception as error:
-                log.exception("processing_failed")
-                self._dead_letter(producer, delivery, "processing_failed", repr(error))
-                message.ack()
-                return
-            message.ack()  # only now: the transaction has committed
-            seconds = time.perf_counter() - started
-            m.MESSAGES.labels(verdict.type, handled.outcome).inc()
-            m.HANDLING_SECONDS.observe(seconds)
-            log.info(
-                "message_handled",
-                outcome=handled.outcome,
-                registration_number=handled.registration_number,
-                rule=handled.rule,
-                events=list(handled.events),
-                duration_ms=round(seconds * 1000, 2),
+        accepted: list[tuple[KombuMessage, broker.Delivery, intake.Accepted]] = []
+        for message in messages:
+            delivery = broker.delivery_of(message)
+            verdict = intake.check(
+                delivery.body,
+                delivery.properties,
+                self.app.validators,
+                settings,
+                settings.max_message_bytes,
+                delivery.headers,
             )
-        finally:
-            structlog.contextvars.clear_contextvars()
+            if isinstance(verdict, intake.Rejected):
+                with structlog.contextvars.bound_contextvars(
+                    message_id=verdict.id, type=verdict.type
+                ):
+                    self._dead_letter(producer, delivery, verdict.reason, verdict.error)
+                message.ack()
+            else:
+                accepted.append((message, delivery, verdict))
+        if not accepted:
+            return
+        try:
+            handled = self._retrying(
+                lambda: handling.handle_batch(
+                    self.app.shell,
+                    [a[2] for a in accepted],
+                    self.app.context(),
+                    self.app.clock.now(),
+                )
+            )
+        except Exception as error:
+            self._batch_failed(accepted, error, producer)
+            return
+        self._unpublished = self._unpublished or any(h.events for h in handled)
+        self._ack(messages)  # only now: the transaction has committed
+        seconds = time.perf_counter() - started
+        for (_message, _delivery, verdict), result in zip(accepted, handled, strict=True):
+            self._handled(verdict, result, seconds)
+
+    def _ack(self, messages: list[KombuMessage]) -> None:
+        """Ack a whole batch. On AMQP one `multiple` ack of the last delivery covers every
+        earlier one on the channel (the dead-lettered ones were acked already, which `multiple`
+        allows); the embedded transport ignores `multiple`, so it gets one ack each."""
+        unacked = [m for m in messages if not m.acknowledged]
+        if not unacked:
+            return
+        if self.app.settings.is_embedded_broker:
+            for message in unacked:
+                message.ack()
+            return
+        last = unacked[-1]
+        last.channel.basic_ack(last.delivery_tag, multiple=True)
+        for message in unacked:
+            message._state = "ACK"  # kombu's own record, so nothing acks these twice
+
+    def _batch_failed(
+        self,
+        accepted: list[tuple[KombuMessage, broker.Delivery, intake.Accepted]],
+        error: Exception,
+        producer: Producer,
+    ) -> None:
+        if len(accepted) > 1 and retrying.cause(error) is None:
+            # Something in the batch cannot be handled: find it by handling them one by one.
+            log.warning("batch_failed", size=len(accepted), error=repr(error))
+            for item in accepted:
+                self._handle_one(item, producer)
+            return
+        # One message that cannot be handled, or the database away past the retry budget.
+        for message, delivery, verdict in accepted:
+            with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
+                log.error("processing_failed", error=repr(error))
+                self._dead_letter(producer, delivery, "processing_failed", repr(error))
+            message.ack()
+
+    def _handle_one(
+        self, item: tuple[KombuMessage, broker.Delivery, intake.Accepted], producer: Producer
+    ) -> None:
+        message, _delivery, verdict = item
+        started = time.perf_counter()
+        try:
+            result = self._retrying(
+                lambda: handling.handle(
+                    self.app.shell, verdict, self.app.context(), self.app.clock.now()
+                )
+            )
+        except Exception as error:
+            self._batch_failed([item], error, producer)
+            return
+        self._unpublished = self._unpublished or bool(result.events)
+        message.ack()
+        self._handled(verdict, result, time.perf_counter() - started)
+
+    def _handled(self, verdict: intake.Accepted, result: handling.Handled, seconds: float) -> None:
+        m.MESSAGES.labels(verdict.type, result.outcome).inc()
+        m.HANDLING_SECONDS.observe(seconds)
+        log.info(
+            "message_handled",
+            message_id=verdict.id,
+            type=verdict.type,
+            outcome=result.outcome,
+            registration_number=result.registration_number,
+            rule=result.rule,
+            events=list(result.events),
+            duration_ms=round(seconds * 1000, 2),
+        )
 
     def _dead_letter(
         self, producer: Producer, delivery: broker.Delivery, reason: str, error: str
@@ -242,13 +341,16 @@ class Runner:
         log.warning("message_dead_lettered", reason=reason, error=error)
 
     def _flush(self, producer: Producer) -> int:
-        def publish(row: repository.PendingEvent) -> None:
-            broker.publish_event(producer, row.event_id, row.type, row.body)
-            m.EVENTS_PUBLISHED.labels(row.type).inc()
+        def publish(rows: list[repository.PendingEvent]) -> None:
+            self._publish(rows)
+            for row in rows:
+                m.EVENTS_PUBLISHED.labels(row.type).inc()
             m.LAST_PUBLISH.set(time.time())
 
         try:
-            return relay.flush(self.app.engine, publish, self.app.clock.now)
+            sent = relay.flush(self.app.engine, publish, self.app.clock.now)
+            self._unpublished = False
+            return sent
         except SQLAlchemyError as error:
             # The events stay in the outbox, committed; the next flush publishes them.
             self._database_away("relay_failed", error)

@@ -1,14 +1,20 @@
-"""One transaction per message or timer: inbox, state, history, timers and outbox together.
+"""One transaction per batch of messages or timers: inbox, state, history, timers and outbox.
 
-Nothing here acks or publishes: the consumer acks after `handle` returns (the transaction has
-committed by then), and the relay publishes what the outbox holds.
+A `Batch` reads what the batch needs in a few statements (the inbox, the registrations, locked),
+runs each message or timer through the pure core in order, keeping every registration's latest
+state in memory, and writes all effects with one statement per table. One message is a batch of
+one. Nothing here acks or publishes: the consumer acks after the commit, and the relay publishes
+what the outbox holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -16,7 +22,7 @@ from worker.adapters import repository
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.contracts.schemas import Validators
 from worker.domain import lifecycle, schedule
-from worker.domain.model import Context
+from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message, Outcome
 from worker.service import envelopes
 from worker.service.intake import Accepted
@@ -26,7 +32,7 @@ from worker.service.intake import Accepted
 class Handled:
     """What became of a message or timer, for the log and the metrics."""
 
-    outcome: str  # handled | ignored | duplicate | stale
+    outcome: str  # handled | ignored | duplicate | stale | busy
     registration_number: str | None
     events: tuple[str, ...]
     rule: str = ""
@@ -40,81 +46,191 @@ class Shell:
     skip_locked: bool = False
 
 
-def handle(shell: Shell, message: Accepted, ctx: Context, now: dt.datetime) -> Handled:
-    with shell.engine.begin() as db:
-        if repository.seen(db, message.id):
+@dataclass
+class _Slot:
+    """One registration as the batch sees it: as read, and as it is now."""
+
+    id: int | None = None
+    version: int = 0
+    read: Registration | None = None
+    current: Registration | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Batch:
+    def __init__(self, shell: Shell, db: Connection, ctx: Context, now: dt.datetime) -> None:
+        self.shell, self.db, self.ctx, self.now = shell, db, ctx, now
+        self._by_key: dict[repository.KeyTuple, _Slot] = {}
+        self._by_id: dict[int, _Slot] = {}
+        self._seen: set[str] = set()
+        self._numbers: dict[str, list[str]] = {}
+        self._outbox: list[tuple[str, str, str]] = []
+        self._inbox: list[dict[str, Any]] = []
+        self._fired: list[int] = []
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read_for_messages(self, messages: Sequence[Accepted]) -> None:
+        self._seen = repository.seen_many(self.db, [m.id for m in messages])
+        keys = {repository.key_tuple(lifecycle.key_of(m.data)) for m in messages}
+        for key, stored in repository.load_many(self.db, keys).items():
+            self._keep(key, stored)
+        # Numbers for the keys this batch may register for the first time, in one statement
+        # per service; what is left over is given back before the commit.
+        wanted: dict[str, set[repository.KeyTuple]] = defaultdict(set)
+        for message in messages:
+            key = repository.key_tuple(lifecycle.key_of(message.data))
+            if key not in self._by_key and lifecycle.needs_number(None, message.data):
+                wanted[key[3]].add(key)
+        for service, new_keys in wanted.items():
+            self._numbers[service] = repository.allocate_numbers(self.db, service, len(new_keys))
+
+    def read_for_timers(self, dues: Sequence[repository.DueTimer]) -> None:
+        stored = repository.load_many_by_id(
+            self.db, [d.registration_id for d in dues], skip_locked=self.shell.skip_locked
+        )
+        for registration in stored.values():
+            self._keep(repository.key_tuple(registration.registration.key), registration)
+
+    def _keep(self, key: repository.KeyTuple, stored: repository.Stored) -> None:
+        slot = _Slot(stored.id, stored.version, stored.registration, stored.registration)
+        self._by_key[key] = slot
+        self._by_id[stored.id] = slot
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def handle(self, message: Accepted) -> Handled:
+        if message.id in self._seen:
             return Handled("duplicate", None, ())
+        self._seen.add(message.id)
         key = lifecycle.key_of(message.data)
-        stored = repository.load(db, key, lock=True)
-        before = stored.registration if stored else None
+        slot = self._by_key.setdefault(repository.key_tuple(key), _Slot())
         number = None
-        if lifecycle.needs_number(before, message.data):
-            number = repository.next_number(db, key.service)
-        outcome = lifecycle.decide(before, Message(message.id, message.data), ctx, number)
-        handled = _apply(shell, db, stored, outcome, message.id, message.type, ctx, now)
-        repository.remember(db, message.id, message.type, handled.outcome, now)
+        if lifecycle.needs_number(slot.current, message.data):
+            number = self._numbers[key.service].pop(0)
+        outcome = lifecycle.decide(
+            slot.current, Message(message.id, message.data), self.ctx, number
+        )
+        handled = self._record(slot, outcome, message.id, message.type)
+        self._inbox.append(
+            {
+                "message_id": message.id,
+                "type": message.type,
+                "handled_at": self.now,
+                "outcome": handled.outcome,
+            }
+        )
+        return handled
+
+    def fire(self, due: repository.DueTimer) -> Handled:
+        slot = self._by_id.get(due.registration_id)
+        if slot is None or slot.current is None:
+            # Another transaction holds the registration: a consumer may be replacing its
+            # timers, and waiting for it here could close a deadlock cycle. Next sweep.
+            return Handled("busy", None, ())
+        self._fired.append(due.id)
+        outcome = lifecycle.fire(slot.current, due.timer, self.ctx)
+        cause = f"{slot.current.number}:{due.timer.cause_id}"
+        return self._record(slot, outcome, cause, due.timer.kind)
+
+    def _record(self, slot: _Slot, outcome: Outcome, cause_id: str, cause_type: str) -> Handled:
+        wrapped = envelopes.wrap(outcome.events, cause_id, self.shell.source, self.now)
+        if self.shell.validators is not None:
+            _check_outbound(self.shell.validators, wrapped)
+        self._outbox.extend(wrapped)
+        types = tuple(TYPE_OF[type(event)] for event in outcome.events)
+        label = "ignored" if any(isinstance(e, Ignored) for e in outcome.events) else "handled"
+        before, after = slot.current, outcome.registration
+        if after is None:
+            return Handled(label, None, types, outcome.rule)
+        if after != before or types:
+            slot.history.append(
+                {
+                    "recorded_at": self.now,
+                    "business_date": self.ctx.today,
+                    "from_state": before.state.value if before else None,
+                    "to_state": after.state.value,
+                    "rule": outcome.rule,
+                    "note": outcome.note,
+                    "cause_id": cause_id,
+                    "cause_type": cause_type,
+                    "events": list(types),
+                }
+            )
+        slot.current = after
+        return Handled(label, after.number, types, outcome.rule)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self) -> None:
+        slots = list({id(s): s for s in self._by_key.values()}.values())
+        new = [s for s in slots if s.id is None and s.current is not None]
+        for slot, new_id in zip(
+            new,
+            repository.insert_registrations(
+                self.db, [s.current for s in new if s.current], self.now
+            ),
+            strict=True,
+        ):
+            slot.id = new_id
+        changed = [s for s in slots if s.read is not None and s.current != s.read]
+        repository.update_registrations(
+            self.db, [(s.id, s.version, s.current) for s in changed if s.id and s.current], self.now
+        )
+        repository.mark_fired_many(self.db, self._fired, self.now)
+        cancel: list[tuple[int, schedule.Timer]] = []
+        add: list[tuple[int, schedule.Timer]] = []
+        for slot in (*new, *changed):
+            assert slot.id is not None
+            assert slot.current is not None
+            # Timers follow from the state: what the state as read had, less what it has now.
+            had = schedule.timers_for(slot.read, self.ctx.offsets) if slot.read else frozenset()
+            wants = schedule.timers_for(slot.current, self.ctx.offsets)
+            cancel += [(slot.id, timer) for timer in had - wants]
+            add += [(slot.id, timer) for timer in wants - had]
+        repository.change_timers(self.db, cancel, add)
+        repository.add_history_many(
+            self.db, [{**row, "registration_id": s.id} for s in slots for row in s.history]
+        )
+        repository.enqueue(self.db, self._outbox, self.now)
+        repository.remember_many(self.db, self._inbox)
+        for service, unused in self._numbers.items():
+            repository.return_numbers(self.db, service, len(unused))
+
+    @property
+    def events(self) -> int:
+        return len(self._outbox)
+
+
+def handle_batch(
+    shell: Shell, messages: Sequence[Accepted], ctx: Context, now: dt.datetime
+) -> list[Handled]:
+    """All messages in one transaction, in order; any failure rolls the whole batch back."""
+    with shell.engine.begin() as db:
+        batch = Batch(shell, db, ctx, now)
+        batch.read_for_messages(messages)
+        handled = [batch.handle(message) for message in messages]
+        batch.write()
         return handled
 
 
-def fire(shell: Shell, due: repository.DueTimer, ctx: Context, now: dt.datetime) -> Handled:
-    """Fire one claimed timer inside the caller's transaction."""
-    with shell.engine.begin() as db:
-        return fire_in(shell, db, due, ctx, now)
+def handle(shell: Shell, message: Accepted, ctx: Context, now: dt.datetime) -> Handled:
+    return handle_batch(shell, [message], ctx, now)[0]
 
 
-def fire_in(
-    shell: Shell, db: Connection, due: repository.DueTimer, ctx: Context, now: dt.datetime
-) -> Handled:
-    # The sweep holds the timer row; a consumer may hold the registration and want to replace
-    # its timers. Waiting here would close a deadlock cycle, so a busy registration's timer is
-    # left for the next sweep instead.
-    stored = repository.load_by_id(
-        db, due.registration_id, lock=True, skip_locked=shell.skip_locked
-    )
-    if stored is None:
-        return Handled("busy", None, ())
-    repository.mark_fired(db, due.id, now)
-    outcome = lifecycle.fire(stored.registration, due.timer, ctx)
-    cause = f"{stored.registration.number}:{due.timer.cause_id}"
-    return _apply(shell, db, stored, outcome, cause, due.timer.kind, ctx, now)
-
-
-def _apply(
+def fire_batch(
     shell: Shell,
     db: Connection,
-    stored: repository.Stored | None,
-    outcome: Outcome,
-    cause_id: str,
-    cause_type: str,
+    dues: Sequence[repository.DueTimer],
     ctx: Context,
     now: dt.datetime,
-) -> Handled:
-    wrapped = envelopes.wrap(outcome.events, cause_id, shell.source, now)
-    if shell.validators is not None:
-        _check_outbound(shell.validators, wrapped)
-    repository.enqueue(db, wrapped, now)
-    types = tuple(TYPE_OF[type(event)] for event in outcome.events)
-    after = outcome.registration
-    ignored = any(isinstance(event, Ignored) for event in outcome.events)
-    label = "ignored" if ignored else "handled"
-    if after is None:
-        return Handled(label, None, types, outcome.rule)
-    before = stored.registration if stored else None
-    if stored is None:
-        registration_id = repository.insert_registration(db, after, now)
-    else:
-        registration_id = stored.id
-        if after != before:
-            repository.update_registration(db, stored, after, now)
-    if after != before:
-        repository.replace_timers(db, registration_id, schedule.timers_for(after, ctx.offsets))
-    if after != before or types:
-        entry = repository.HistoryEntry(
-            cause_id, cause_type, ctx.today, outcome.rule, outcome.note, types
-        )
-        previous = before.state if before else None
-        repository.add_history(db, registration_id, previous, after.state, entry, now)
-    return Handled(label, after.number, types, outcome.rule)
+) -> list[Handled]:
+    """Claimed timers, in due order, inside the caller's transaction."""
+    batch = Batch(shell, db, ctx, now)
+    batch.read_for_timers(dues)
+    handled = [batch.fire(due) for due in dues]
+    batch.write()
+    return handled
 
 
 class OutboundContractError(Exception):
@@ -123,6 +239,6 @@ class OutboundContractError(Exception):
 
 def _check_outbound(validators: Validators, wrapped: list[tuple[str, str, str]]) -> None:
     for _, type_name, body in wrapped:
-        violation = validators.first_violation(type_name, json.loads(body))
+        violation = validators.check(type_name, json.loads(body))
         if violation is not None:
             raise OutboundContractError(f"{type_name}: {violation}")
