@@ -10,8 +10,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
 
 from worker import config
+from worker.adapters import database
 
 
 def environment(settings: config.Settings, **extra: str) -> dict[str, str]:
@@ -78,3 +82,14 @@ def wait_until(
             return
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def count_rows(settings: config.Settings, table: Any, *where: Any) -> int:
+    """Rows of a table in the worker's database (a fresh connection: workers come and go)."""
+    engine = database.engine_for(settings.database_url)
+    try:
+        with engine.connect() as db:
+            query = select(func.count()).select_from(table).where(*where)
+            return int(db.execute(query).scalar_one())
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from tests.conftest import TODAY, Bus
 from worker import config
 from worker import samples as s
-from worker.adapters import broker, repository
+from worker.adapters import broker, registrations
 from worker.adapters import tables as t
 from worker.bootstrap import bootstrap
 from worker.entrypoints.runner import Runner
@@ -47,9 +47,9 @@ def test_request_declaration_and_passed_audit_register_the_provider(
 
     app = bootstrap(settings)
     with app.engine.connect() as db:
-        (stored,) = repository.find(db, "1543301276")
+        (stored,) = registrations.find(db, "1543301276")
         assert stored.registration.state == "registered"
-        history = repository.history_of(db, stored.id)
+        history = registrations.history_of(db, stored.id)
     assert [(h["from_state"], h["to_state"]) for h in history] == [
         (None, "requested"),
         ("requested", "requested"),
@@ -95,7 +95,7 @@ def test_a_message_that_fails_its_schema_is_dead_lettered_and_changes_nothing(
     with app.engine.connect() as db:
         count = db.execute(select(func.count()).select_from(t.registrations)).scalar_one()
         assert count == 1
-        assert repository.find(db, "1543301276") == []
+        assert registrations.find(db, "1543301276") == []
     app.engine.dispose()
 
 

@@ -10,10 +10,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tests.conftest import TODAY, Bus
-from tests.integration.processes import WorkerProcess, wait_until
+from tests.integration.processes import WorkerProcess, count_rows, wait_until
 from worker import config
 from worker import samples as s
 from worker.adapters import database
@@ -23,26 +23,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_000)]
 
 
-def _count(settings: config.Settings, table: object, *where: object) -> int:
-    engine = database.engine_for(settings.database_url)
-    with engine.connect() as db:
-        value = db.execute(select(func.count()).select_from(table).where(*where)).scalar_one()  # type: ignore[arg-type]
-    engine.dispose()
-    return int(value)
-
-
 def _chaos(
     settings: config.Settings, tmp_path: Path, rounds: int, done: int, rng: random.Random
 ) -> int:
     kills = 0
     for _ in range(rounds):
-        if _count(settings, t.inbox) >= done:
+        if count_rows(settings, t.inbox) >= done:
             break
         worker = WorkerProcess(settings, tmp_path)
-        started = _count(settings, t.inbox)
+        started = count_rows(settings, t.inbox)
         wait_until(
             lambda w=worker, n=started: (
-                _count(settings, t.inbox) > n or w.process.poll() is not None
+                count_rows(settings, t.inbox) > n or w.process.poll() is not None
             ),  # type: ignore[misc]
             60,
             "a start",
@@ -70,7 +62,7 @@ def test_kill_minus_nine_while_messages_flow(
         second += [s.declaration(key, day), s.audit(key, day)]
     rng.shuffle(second)
     worker = WorkerProcess(settings, tmp_path)  # finish phase one before phase two starts
-    wait_until(lambda: _count(settings, t.inbox) == 1000, 240, "the requests")
+    wait_until(lambda: count_rows(settings, t.inbox) == 1000, 240, "the requests")
     worker.kill()
     kills += 1
     for document in second:
@@ -81,8 +73,8 @@ def test_kill_minus_nine_while_messages_flow(
     worker.wait_started()
     wait_until(
         lambda: (
-            _count(settings, t.inbox) == 2000
-            and _count(settings, t.outbox, t.outbox.c.sent_at.is_(None)) == 0
+            count_rows(settings, t.inbox) == 2000
+            and count_rows(settings, t.outbox, t.outbox.c.sent_at.is_(None)) == 0
         ),
         300,
         "every message and event",

@@ -10,10 +10,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tests.conftest import TODAY, Bus
-from tests.integration.processes import WorkerProcess, wait_until
+from tests.integration.processes import WorkerProcess, count_rows, wait_until
 from tests.support import Life
 from worker import config
 from worker import samples as s
@@ -22,14 +22,6 @@ from worker.adapters import tables as t
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_000_200)]
-
-
-def _count(settings: config.Settings, table: object) -> int:
-    engine = database.engine_for(settings.database_url)
-    with engine.connect() as db:
-        value = int(db.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
-    engine.dispose()
-    return value
 
 
 def test_two_replicas_end_where_a_serial_run_ends(
@@ -53,11 +45,11 @@ def test_two_replicas_end_where_a_serial_run_ends(
     workers = [WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info") for _ in range(2)]
     for worker in workers:
         worker.wait_started()
-    wait_until(lambda: _count(settings, t.inbox) == len(requests), 120, "the requests")
+    wait_until(lambda: count_rows(settings, t.inbox) == len(requests), 120, "the requests")
     for document in rest:
         bus.publish(document)
     total = len(requests) + len(rest)
-    wait_until(lambda: _count(settings, t.inbox) == total, 240, "every message")
+    wait_until(lambda: count_rows(settings, t.inbox) == total, 240, "every message")
     for worker in workers:
         assert worker.terminate() == 0
     handled_by = [worker.log().count('"message_handled"') for worker in workers]

@@ -16,7 +16,7 @@ from tests.conftest import Bus
 from tests.support import Life
 from worker import config
 from worker import samples as s
-from worker.adapters import repository
+from worker.adapters import registrations
 from worker.bootstrap import bootstrap
 from worker.entrypoints.runner import Runner
 from worker.service.clock import Clock
@@ -168,8 +168,8 @@ def _real(
         app.engine.dispose()
     app = bootstrap(settings)
     with app.engine.connect() as db:
-        (stored,) = repository.find(db, KEY["enterprise_number"])
-        history = repository.history_of(db, stored.id)
+        (stored,) = registrations.find(db, KEY["enterprise_number"])
+        history = registrations.history_of(db, stored.id)
     app.engine.dispose()
     return events, stored.registration.state.value, history
 

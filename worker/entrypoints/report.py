@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from worker.adapters import repository
+from worker.adapters import registrations
 from worker.domain import identifiers
 from worker.domain.model import Registration
 
@@ -13,11 +13,13 @@ def show(engine: Engine, enterprise_number: str, service: str | None = None) -> 
     number = identifiers.normalise_enterprise_number(enterprise_number)
     with engine.connect() as db:
         found = [
-            s for s in repository.find(db, number) if service in (None, s.registration.key.service)
+            s
+            for s in registrations.find(db, number)
+            if service in (None, s.registration.key.service)
         ]
         if not found:
             return f"No registration for enterprise number {number}."
-        blocks = [_block(s.registration, repository.history_of(db, s.id)) for s in found]
+        blocks = [_block(s.registration, registrations.history_of(db, s.id)) for s in found]
     return "\n\n".join(blocks)
 
 

@@ -1,4 +1,4 @@
-"""The consumer loop: deliveries in, one transaction each, ack; then the relay and the sweep.
+"""The consumer loop: deliveries in, one transaction per batch, acks; then the relay and the sweep.
 
 Deliveries are buffered by the kombu callback and handled by the loop, never inside the callback,
 so publishing (on its own connection, with confirms) never re-enters the consumer. A lost broker
@@ -17,18 +17,18 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import structlog
 from kombu.connection import Connection
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer, Producer
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters import broker, database, repository
+from worker.adapters import broker, database, outbox, registrations, timers
 from worker.bootstrap import App
 from worker.contracts.common import State
+from worker.entrypoints import deliveries
 from worker.observability import health, logs
 from worker.observability import metrics as m
-from worker.service import handling, intake, relay, retrying, sweep
+from worker.service import handling, relay, retrying, sweep
 
 POLL_SECONDS = 0.2  # one wait for deliveries, before the loop looks around
 SWEEP_EVERY_SECONDS = 1.0
@@ -51,7 +51,7 @@ class Runner:
         self._last_sweep = 0.0
         self._last_relay = 0.0
         self._unpublished = True  # there may be events in the outbox from an earlier run
-        self._publish: Callable[[list[repository.PendingEvent]], object] = self._not_connected
+        self._publish: Callable[[list[outbox.PendingEvent]], object] = self._not_connected
         self._last_stats = 0.0
         self._last_states = 0.0
         self.health = health.Health(
@@ -64,6 +64,7 @@ class Runner:
             attempts=app.settings.retry_attempts,
             max_seconds=app.settings.retry_max_seconds,
         )
+        self._deliveries = deliveries.Deliveries(app, self._retrying)
 
     @staticmethod
     def _retried(cause: str) -> None:
@@ -114,7 +115,7 @@ class Runner:
             producer = Producer(publishing.default_channel)  # dead letters, one confirm each
             if settings.is_embedded_broker:
                 # No confirms and no returns on the embedded transport: publish one by one.
-                def publish(rows: list[repository.PendingEvent]) -> None:
+                def publish(rows: list[outbox.PendingEvent]) -> None:
                     for row in rows:
                         broker.publish_event(producer, row.event_id, row.type, row.body)
 
@@ -143,16 +144,14 @@ class Runner:
             waited_in_vain = not self._drain(consuming)
             self._handle_buffer(producer)
             now = time.monotonic()
-            if self._unpublished or now - self._last_relay >= RELAY_EVERY_SECONDS:
-                self._last_relay = now
-                self._flush(producer)
+            self._publish_pending(now)
             self._refresh_stats(now)
             if waited_in_vain or now - self._last_sweep >= SWEEP_EVERY_SECONDS:
                 self._last_sweep = now
                 fired = self._sweep()
                 if fired:
                     self._unpublished = True
-                    self._flush(producer)
+                    self._publish_pending(now)
                 elif until_idle and waited_in_vain and self._idle(consuming):
                     return
 
@@ -174,11 +173,11 @@ class Runner:
         self._last_stats = now
         try:
             with self.app.engine.connect() as db:
-                backlog, oldest = repository.outbox_stats(db)
-                due, overdue = repository.timer_stats(db, self.app.clock.today())
+                backlog, oldest = outbox.outbox_stats(db)
+                due, overdue = timers.timer_stats(db, self.app.clock.today())
                 if now - self._last_states >= STATES_EVERY_SECONDS:
                     self._last_states = now
-                    counts = repository.count_by_state(db)
+                    counts = registrations.count_by_state(db)
                     for state in State:
                         m.REGISTRATIONS.labels(state.value).set(counts.get(state.value, 0))
         except SQLAlchemyError as error:
@@ -191,7 +190,7 @@ class Runner:
         m.TIMERS_OVERDUE.set(overdue)
 
     @staticmethod
-    def _not_connected(_rows: list[repository.PendingEvent]) -> None:
+    def _not_connected(_rows: list[outbox.PendingEvent]) -> None:
         raise ConnectionError("no broker session: events stay in the outbox")
 
     def _drain(self, consuming: Connection) -> bool:
@@ -212,7 +211,7 @@ class Runner:
         queue = self.app.topology.inbound(consuming.default_channel)
         _name, ready, _consumers = queue.queue_declare(passive=True)
         with self.app.engine.connect() as db:
-            backlog = repository.outbox_backlog(db)
+            backlog = outbox.outbox_backlog(db)
         return not ready and not self._buffer and not backlog
 
     def _handle_buffer(self, producer: Producer) -> None:
@@ -221,136 +220,24 @@ class Runner:
         size = self.app.settings.batch_size
         while self._buffer and not self.stopping.is_set():
             batch, self._buffer[:size] = self._buffer[:size], []
-            self._handle_batch(batch, producer)
+            if self._deliveries.handle(batch, producer):
+                self._unpublished = True
 
-    def _handle_batch(self, messages: list[KombuMessage], producer: Producer) -> None:
-        started = time.perf_counter()
-        settings = self.app.settings
-        accepted: list[tuple[KombuMessage, broker.Delivery, intake.Accepted]] = []
-        for message in messages:
-            delivery = broker.delivery_of(message)
-            verdict = intake.check(
-                delivery.body,
-                delivery.properties,
-                self.app.validators,
-                settings,
-                settings.max_message_bytes,
-                delivery.headers,
-            )
-            if isinstance(verdict, intake.Rejected):
-                with structlog.contextvars.bound_contextvars(
-                    message_id=verdict.id, type=verdict.type
-                ):
-                    self._dead_letter(producer, delivery, verdict.reason, verdict.error)
-                message.ack()
-            else:
-                accepted.append((message, delivery, verdict))
-        if not accepted:
-            return
-        try:
-            handled = self._retrying(
-                lambda: handling.handle_batch(
-                    self.app.shell,
-                    [a[2] for a in accepted],
-                    self.app.context(),
-                    self.app.clock.now(),
-                )
-            )
-        except Exception as error:
-            self._batch_failed(accepted, error, producer)
-            return
-        self._unpublished = self._unpublished or any(h.events for h in handled)
-        self._ack(messages)  # only now: the transaction has committed
-        seconds = time.perf_counter() - started
-        for (_message, _delivery, verdict), result in zip(accepted, handled, strict=True):
-            self._handled(verdict, result, seconds)
+    def _publish_pending(self, now: float) -> None:
+        if self._unpublished or now - self._last_relay >= RELAY_EVERY_SECONDS:
+            self._last_relay = now
+            self._unpublished = False
+            self._flush()
 
-    def _ack(self, messages: list[KombuMessage]) -> None:
-        """Ack a whole batch. On AMQP one `multiple` ack of the last delivery covers every
-        earlier one on the channel (the dead-lettered ones were acked already, which `multiple`
-        allows); the embedded transport ignores `multiple`, so it gets one ack each."""
-        unacked = [m for m in messages if not m.acknowledged]
-        if not unacked:
-            return
-        if self.app.settings.is_embedded_broker:
-            for message in unacked:
-                message.ack()
-            return
-        last = unacked[-1]
-        last.channel.basic_ack(last.delivery_tag, multiple=True)
-        for message in unacked:
-            message._state = "ACK"  # kombu's own record, so nothing acks these twice
-
-    def _batch_failed(
-        self,
-        accepted: list[tuple[KombuMessage, broker.Delivery, intake.Accepted]],
-        error: Exception,
-        producer: Producer,
-    ) -> None:
-        if len(accepted) > 1 and retrying.cause(error) is None:
-            # Something in the batch cannot be handled: find it by handling them one by one.
-            log.warning("batch_failed", size=len(accepted), error=repr(error))
-            for item in accepted:
-                self._handle_one(item, producer)
-            return
-        # One message that cannot be handled, or the database away past the retry budget.
-        for message, delivery, verdict in accepted:
-            with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
-                log.error("processing_failed", error=repr(error))
-                self._dead_letter(producer, delivery, "processing_failed", repr(error))
-            message.ack()
-
-    def _handle_one(
-        self, item: tuple[KombuMessage, broker.Delivery, intake.Accepted], producer: Producer
-    ) -> None:
-        message, _delivery, verdict = item
-        started = time.perf_counter()
-        try:
-            result = self._retrying(
-                lambda: handling.handle(
-                    self.app.shell, verdict, self.app.context(), self.app.clock.now()
-                )
-            )
-        except Exception as error:
-            self._batch_failed([item], error, producer)
-            return
-        self._unpublished = self._unpublished or bool(result.events)
-        message.ack()
-        self._handled(verdict, result, time.perf_counter() - started)
-
-    def _handled(self, verdict: intake.Accepted, result: handling.Handled, seconds: float) -> None:
-        m.MESSAGES.labels(verdict.type, result.outcome).inc()
-        m.HANDLING_SECONDS.observe(seconds)
-        log.info(
-            "message_handled",
-            message_id=verdict.id,
-            type=verdict.type,
-            outcome=result.outcome,
-            registration_number=result.registration_number,
-            rule=result.rule,
-            events=list(result.events),
-            duration_ms=round(seconds * 1000, 2),
-        )
-
-    def _dead_letter(
-        self, producer: Producer, delivery: broker.Delivery, reason: str, error: str
-    ) -> None:
-        broker.dead_letter(producer, delivery, reason, error, self.app.clock.now())
-        m.DEAD_LETTERS.labels(reason).inc()
-        m.MESSAGES.labels(delivery.routing_key or "unknown", "dead_lettered").inc()
-        log.warning("message_dead_lettered", reason=reason, error=error)
-
-    def _flush(self, producer: Producer) -> int:
-        def publish(rows: list[repository.PendingEvent]) -> None:
+    def _flush(self, _producer: Producer | None = None) -> int:
+        def publish(rows: list[outbox.PendingEvent]) -> None:
             self._publish(rows)
             for row in rows:
                 m.EVENTS_PUBLISHED.labels(row.type).inc()
             m.LAST_PUBLISH.set(time.time())
 
         try:
-            sent = relay.flush(self.app.engine, publish, self.app.clock.now)
-            self._unpublished = False
-            return sent
+            return relay.flush(self.app.engine, publish, self.app.clock.now)
         except SQLAlchemyError as error:
             # The events stay in the outbox, committed; the next flush publishes them.
             self._database_away("relay_failed", error)
@@ -363,7 +250,7 @@ class Runner:
             pass
 
     def _sweep(self) -> int:
-        def fired(due: repository.DueTimer, handled: handling.Handled) -> None:
+        def fired(due: timers.DueTimer, handled: handling.Handled) -> None:
             m.TIMERS_FIRED.labels(due.timer.kind).inc()
             log.info(
                 "timer_fired",

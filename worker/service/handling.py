@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from worker.adapters import repository
+from worker.adapters import inbox, outbox, registrations, timers
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.contracts.schemas import Validators
 from worker.domain import lifecycle, schedule
@@ -60,7 +60,7 @@ class _Slot:
 class Batch:
     def __init__(self, shell: Shell, db: Connection, ctx: Context, now: dt.datetime) -> None:
         self.shell, self.db, self.ctx, self.now = shell, db, ctx, now
-        self._by_key: dict[repository.KeyTuple, _Slot] = {}
+        self._by_key: dict[registrations.KeyTuple, _Slot] = {}
         self._by_id: dict[int, _Slot] = {}
         self._seen: set[str] = set()
         self._numbers: dict[str, list[str]] = {}
@@ -71,28 +71,28 @@ class Batch:
     # -- reading ----------------------------------------------------------------------------
 
     def read_for_messages(self, messages: Sequence[Accepted]) -> None:
-        self._seen = repository.seen_many(self.db, [m.id for m in messages])
-        keys = {repository.key_tuple(lifecycle.key_of(m.data)) for m in messages}
-        for key, stored in repository.load_many(self.db, keys).items():
+        self._seen = inbox.seen_many(self.db, [m.id for m in messages])
+        keys = {registrations.key_tuple(lifecycle.key_of(m.data)) for m in messages}
+        for key, stored in registrations.load_many(self.db, keys).items():
             self._keep(key, stored)
         # Numbers for the keys this batch may register for the first time, in one statement
         # per service; what is left over is given back before the commit.
-        wanted: dict[str, set[repository.KeyTuple]] = defaultdict(set)
+        wanted: dict[str, set[registrations.KeyTuple]] = defaultdict(set)
         for message in messages:
-            key = repository.key_tuple(lifecycle.key_of(message.data))
+            key = registrations.key_tuple(lifecycle.key_of(message.data))
             if key not in self._by_key and lifecycle.needs_number(None, message.data):
                 wanted[key[3]].add(key)
         for service, new_keys in wanted.items():
-            self._numbers[service] = repository.allocate_numbers(self.db, service, len(new_keys))
+            self._numbers[service] = registrations.allocate_numbers(self.db, service, len(new_keys))
 
-    def read_for_timers(self, dues: Sequence[repository.DueTimer]) -> None:
-        stored = repository.load_many_by_id(
+    def read_for_timers(self, dues: Sequence[timers.DueTimer]) -> None:
+        stored = registrations.load_many_by_id(
             self.db, [d.registration_id for d in dues], skip_locked=self.shell.skip_locked
         )
         for registration in stored.values():
-            self._keep(repository.key_tuple(registration.registration.key), registration)
+            self._keep(registrations.key_tuple(registration.registration.key), registration)
 
-    def _keep(self, key: repository.KeyTuple, stored: repository.Stored) -> None:
+    def _keep(self, key: registrations.KeyTuple, stored: registrations.Stored) -> None:
         slot = _Slot(stored.id, stored.version, stored.registration, stored.registration)
         self._by_key[key] = slot
         self._by_id[stored.id] = slot
@@ -104,7 +104,7 @@ class Batch:
             return Handled("duplicate", None, ())
         self._seen.add(message.id)
         key = lifecycle.key_of(message.data)
-        slot = self._by_key.setdefault(repository.key_tuple(key), _Slot())
+        slot = self._by_key.setdefault(registrations.key_tuple(key), _Slot())
         number = None
         if lifecycle.needs_number(slot.current, message.data):
             number = self._numbers[key.service].pop(0)
@@ -122,7 +122,7 @@ class Batch:
         )
         return handled
 
-    def fire(self, due: repository.DueTimer) -> Handled:
+    def fire(self, due: timers.DueTimer) -> Handled:
         slot = self._by_id.get(due.registration_id)
         if slot is None or slot.current is None:
             # Another transaction holds the registration: a consumer may be replacing its
@@ -167,17 +167,17 @@ class Batch:
         new = [s for s in slots if s.id is None and s.current is not None]
         for slot, new_id in zip(
             new,
-            repository.insert_registrations(
+            registrations.insert_registrations(
                 self.db, [s.current for s in new if s.current], self.now
             ),
             strict=True,
         ):
             slot.id = new_id
         changed = [s for s in slots if s.read is not None and s.current != s.read]
-        repository.update_registrations(
+        registrations.update_registrations(
             self.db, [(s.id, s.version, s.current) for s in changed if s.id and s.current], self.now
         )
-        repository.mark_fired_many(self.db, self._fired, self.now)
+        timers.mark_fired_many(self.db, self._fired, self.now)
         cancel: list[tuple[int, schedule.Timer]] = []
         add: list[tuple[int, schedule.Timer]] = []
         for slot in (*new, *changed):
@@ -188,14 +188,14 @@ class Batch:
             wants = schedule.timers_for(slot.current, self.ctx.offsets)
             cancel += [(slot.id, timer) for timer in had - wants]
             add += [(slot.id, timer) for timer in wants - had]
-        repository.change_timers(self.db, cancel, add)
-        repository.add_history_many(
+        timers.change_timers(self.db, cancel, add)
+        registrations.add_history_many(
             self.db, [{**row, "registration_id": s.id} for s in slots for row in s.history]
         )
-        repository.enqueue(self.db, self._outbox, self.now)
-        repository.remember_many(self.db, self._inbox)
+        outbox.enqueue(self.db, self._outbox, self.now)
+        inbox.remember_many(self.db, self._inbox)
         for service, unused in self._numbers.items():
-            repository.return_numbers(self.db, service, len(unused))
+            registrations.return_numbers(self.db, service, len(unused))
 
     @property
     def events(self) -> int:
@@ -221,7 +221,7 @@ def handle(shell: Shell, message: Accepted, ctx: Context, now: dt.datetime) -> H
 def fire_batch(
     shell: Shell,
     db: Connection,
-    dues: Sequence[repository.DueTimer],
+    dues: Sequence[timers.DueTimer],
     ctx: Context,
     now: dt.datetime,
 ) -> list[Handled]:

@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 
-from worker.adapters import repository
+from worker.adapters import outbox
 from worker.adapters import tables as t
 
 BATCH = 500
 
-PublishBatch = Callable[[list[repository.PendingEvent]], None]
+PublishBatch = Callable[[list[outbox.PendingEvent]], None]
 
 
 def flush(engine: Engine, publish: PublishBatch, now: Callable[[], dt.datetime]) -> int:
@@ -38,10 +38,10 @@ def flush(engine: Engine, publish: PublishBatch, now: Callable[[], dt.datetime])
                 # Losing this commit in a crash only means publishing the batch again, with the
                 # same ids and bodies, which at-least-once allows: no need to wait for the fsync.
                 db.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            rows = [repository.PendingEvent(*row) for row in db.execute(query)]
+            rows = [outbox.PendingEvent(*row) for row in db.execute(query)]
             if rows:
                 publish(rows)
-                repository.mark_sent(db, [row.id for row in rows], now())
+                outbox.mark_sent(db, [row.id for row in rows], now())
         sent += len(rows)
         if len(rows) < BATCH:
             return sent

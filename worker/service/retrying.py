@@ -15,7 +15,7 @@ from tenacity import (
     wait_random,
 )
 
-from worker.adapters.repository import StaleRegistrationError
+from worker.adapters.registrations import StaleRegistrationError
 
 ATTEMPTS = 8
 MAX_SECONDS = 60.0  # a database restart normally takes a few seconds

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters import repository
+from worker.adapters import timers
 from worker.domain.model import Context
 from worker.observability import logs
 from worker.service import handling
@@ -22,7 +22,7 @@ from worker.service.clock import Clock
 BATCH = 500
 
 log = logs.get(__name__)
-OnFired = Callable[[repository.DueTimer, handling.Handled], None]
+OnFired = Callable[[timers.DueTimer, handling.Handled], None]
 
 
 def sweep(
@@ -36,7 +36,7 @@ def sweep(
     while True:
         try:
             with shell.engine.begin() as db:
-                due = repository.claim_due(
+                due = timers.claim_due(
                     db, ctx.today, BATCH, skip_locked=shell.skip_locked, exclude=failed
                 )
                 results = list(
@@ -58,13 +58,11 @@ def sweep(
 
 def _one_by_one(
     shell: handling.Shell, ctx: Context, clock: Clock, failed: set[int]
-) -> list[tuple[repository.DueTimer, handling.Handled]]:
-    results: list[tuple[repository.DueTimer, handling.Handled]] = []
+) -> list[tuple[timers.DueTimer, handling.Handled]]:
+    results: list[tuple[timers.DueTimer, handling.Handled]] = []
     while True:
         with shell.engine.begin() as db:
-            due = repository.claim_due(
-                db, ctx.today, 1, skip_locked=shell.skip_locked, exclude=failed
-            )
+            due = timers.claim_due(db, ctx.today, 1, skip_locked=shell.skip_locked, exclude=failed)
             if not due:
                 return results
             try:

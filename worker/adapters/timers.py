@@ -1,0 +1,132 @@
+"""Durable timers: due rows claimed by the sweep, changed with the state that wants them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worker.adapters import tables as t
+from worker.domain.schedule import Timer
+
+_TIMER = (t.timers.c.due_on, t.timers.c.kind, t.timers.c.deadline, t.timers.c.offset_days)
+
+
+def _timer(row: Any) -> Timer:
+    return Timer(row.due_on, row.kind, row.deadline, row.offset_days)
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    id: int
+    registration_id: int
+    timer: Timer
+
+
+def claim_due(
+    db: Connection,
+    today: dt.date,
+    limit: int,
+    *,
+    skip_locked: bool,
+    exclude: Iterable[int] = (),
+) -> list[DueTimer]:
+    """Due, unfired timers in due order. On PostgreSQL the rows stay locked until commit and
+    other replicas skip them, so each timer fires once."""
+    query = (
+        select(t.timers.c.id, t.timers.c.registration_id, *_TIMER)
+        .where(t.timers.c.fired_at.is_(None), t.timers.c.due_on <= today)
+        .order_by(t.timers.c.due_on, t.timers.c.id)
+        .limit(limit)
+    )
+    skipped = list(exclude)
+    if skipped:
+        query = query.where(t.timers.c.id.not_in(skipped))
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return [DueTimer(r.id, r.registration_id, _timer(r)) for r in db.execute(query)]
+
+
+def change_timers(
+    db: Connection, cancel: Sequence[tuple[int, Timer]], add: Sequence[tuple[int, Timer]]
+) -> None:
+    """Cancel timers a state no longer wants (only unfired ones: fired ones stay as a record)
+    and add new ones; one that exists already, fired or not, is not added again."""
+    c = t.timers.c
+    if cancel and db.dialect.name == "postgresql":
+        # One statement whatever the count: a join against four arrays.
+        db.execute(
+            text(
+                "DELETE FROM timers USING unnest("
+                "CAST(:ids AS bigint[]), CAST(:kinds AS text[]), CAST(:deadlines AS date[]),"
+                " CAST(:offsets AS integer[])) AS v(registration_id, kind, deadline, offset_days)"
+                " WHERE timers.registration_id = v.registration_id AND timers.kind = v.kind"
+                " AND timers.deadline = v.deadline AND timers.offset_days = v.offset_days"
+                " AND timers.fired_at IS NULL"
+            ),
+            {
+                "ids": [i for i, _ in cancel],
+                "kinds": [x.kind for _, x in cancel],
+                "deadlines": [x.deadline for _, x in cancel],
+                "offsets": [x.offset_days for _, x in cancel],
+            },
+        )
+    elif cancel:
+        statement = delete(t.timers).where(
+            c.registration_id == bindparam("b_id"),
+            c.kind == bindparam("b_kind"),
+            c.deadline == bindparam("b_deadline"),
+            c.offset_days == bindparam("b_offset"),
+            c.fired_at.is_(None),
+        )
+        db.execute(
+            statement,
+            [
+                {"b_id": i, "b_kind": x.kind, "b_deadline": x.deadline, "b_offset": x.offset_days}
+                for i, x in cancel
+            ],
+        )
+    if add:
+        upsert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
+        adding = upsert(t.timers).on_conflict_do_nothing(
+            index_elements=["registration_id", "kind", "deadline", "offset_days"]
+        )
+        db.execute(
+            adding,
+            [
+                {
+                    "registration_id": i,
+                    "kind": x.kind,
+                    "deadline": x.deadline,
+                    "offset_days": x.offset_days,
+                    "due_on": x.due,
+                }
+                for i, x in add
+            ],
+        )
+
+
+def mark_fired_many(db: Connection, timer_ids: Sequence[int], now: dt.datetime) -> None:
+    if not timer_ids:
+        return
+    if db.dialect.name == "postgresql":  # one array parameter, not one per id
+        db.execute(
+            text("UPDATE timers SET fired_at = :now WHERE id = ANY(CAST(:ids AS bigint[]))"),
+            {"now": now, "ids": list(timer_ids)},
+        )
+    else:
+        db.execute(update(t.timers).where(t.timers.c.id.in_(timer_ids)).values(fired_at=now))
+
+
+def timer_stats(db: Connection, today: dt.date) -> tuple[int, int]:
+    """Unfired timers due by today, and those of them that were due before today."""
+    due = t.timers.c.fired_at.is_(None) & (t.timers.c.due_on <= today)
+    overdue = t.timers.c.due_on < today
+    query = select(func.count(), func.count().filter(overdue)).where(due)
+    total, late = db.execute(query).one()
+    return int(total), int(late)
