@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from worker.contracts.outbound import TYPE_OF, EventData
 
@@ -16,10 +17,18 @@ def event_id(cause_id: str, index: int, type_name: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{cause_id}|{index}|{type_name}"))
 
 
+Check = Callable[[str, dict[str, Any]], None]
+
+
 def wrap(
-    events: Sequence[EventData], cause_id: str, source: str, now: dt.datetime
+    events: Sequence[EventData],
+    cause_id: str,
+    source: str,
+    now: dt.datetime,
+    check: Check | None = None,
 ) -> list[tuple[str, str, str]]:
-    """(id, type, JSON body) for each event, in order."""
+    """(id, type, JSON body) for each event, in order; `check` sees each envelope before it is
+    serialised (the outbound contract check)."""
     wrapped = []
     for index, data in enumerate(events):
         type_name = TYPE_OF[type(data)]
@@ -34,5 +43,7 @@ def wrap(
             "causationid": cause_id,
             "data": data.model_dump(mode="json"),
         }
+        if check is not None:
+            check(type_name, body)
         wrapped.append((identifier, type_name, json.dumps(body, separators=(",", ":"))))
     return wrapped

@@ -10,7 +10,6 @@ what the outbox holds.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,9 +133,8 @@ class Batch:
         return self._record(slot, outcome, cause, due.timer.kind)
 
     def _record(self, slot: _Slot, outcome: Outcome, cause_id: str, cause_type: str) -> Handled:
-        wrapped = envelopes.wrap(outcome.events, cause_id, self.shell.source, self.now)
-        if self.shell.validators is not None:
-            _check_outbound(self.shell.validators, wrapped)
+        check = _outbound_check(self.shell.validators) if self.shell.validators else None
+        wrapped = envelopes.wrap(outcome.events, cause_id, self.shell.source, self.now, check)
         self._outbox.extend(wrapped)
         types = tuple(TYPE_OF[type(event)] for event in outcome.events)
         label = "ignored" if any(isinstance(e, Ignored) for e in outcome.events) else "handled"
@@ -237,8 +235,10 @@ class OutboundContractError(Exception):
     """The core produced an event its schema rejects: a bug; the message is not acked as done."""
 
 
-def _check_outbound(validators: Validators, wrapped: list[tuple[str, str, str]]) -> None:
-    for _, type_name, body in wrapped:
-        violation = validators.check(type_name, json.loads(body))
+def _outbound_check(validators: Validators) -> envelopes.Check:
+    def check(type_name: str, envelope: dict[str, Any]) -> None:
+        violation = validators.check(type_name, envelope)
         if violation is not None:
             raise OutboundContractError(f"{type_name}: {violation}")
+
+    return check
