@@ -57,15 +57,22 @@ class Deliveries:
                 accepted.append((message, delivery, verdict))
         if not accepted:
             return False
+        # Whatever is logged while the batch is in hand (a retry, say) names the batch.
+        batch_ids = {
+            "batch_size": len(accepted),
+            "batch_first_id": accepted[0][2].id,
+            "batch_last_id": accepted[-1][2].id,
+        }
         try:
-            handled = self._retrying(
-                lambda: handling.handle_batch(
-                    self.app.shell,
-                    [a[2] for a in accepted],
-                    self.app.context(),
-                    self.app.clock.now(),
+            with structlog.contextvars.bound_contextvars(**batch_ids):
+                handled = self._retrying(
+                    lambda: handling.handle_batch(
+                        self.app.shell,
+                        [a[2] for a in accepted],
+                        self.app.context(),
+                        self.app.clock.now(),
+                    )
                 )
-            )
         except Exception as error:
             return self._batch_failed(accepted, error, producer)
         self._ack(messages)  # only now: the transaction has committed
@@ -114,11 +121,12 @@ class Deliveries:
         message, _delivery, verdict = item
         started = time.perf_counter()
         try:
-            result = self._retrying(
-                lambda: handling.handle(
-                    self.app.shell, verdict, self.app.context(), self.app.clock.now()
+            with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
+                result = self._retrying(
+                    lambda: handling.handle(
+                        self.app.shell, verdict, self.app.context(), self.app.clock.now()
+                    )
                 )
-            )
         except Exception as error:
             return self._batch_failed([item], error, producer)
         message.ack()

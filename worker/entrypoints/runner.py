@@ -135,7 +135,7 @@ class Runner:
                 self._connected(True)
                 log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
                 self._loop(consuming, producer, until_idle)
-            self._drain_outbox(producer)
+            self._drain_outbox()
             self._connected(False)
 
     def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
@@ -229,7 +229,7 @@ class Runner:
             self._unpublished = False
             self._flush()
 
-    def _flush(self, _producer: Producer | None = None) -> int:
+    def _flush(self) -> int:
         def publish(rows: list[outbox.PendingEvent]) -> None:
             self._publish(rows)
             for row in rows:
@@ -243,10 +243,10 @@ class Runner:
             self._database_away("relay_failed", error)
             return 0
 
-    def _drain_outbox(self, producer: Producer) -> None:
+    def _drain_outbox(self) -> None:
         """On the way out: publish what is pending, within the grace period."""
         deadline = time.monotonic() + self.app.settings.shutdown_grace_seconds
-        while time.monotonic() < deadline and self._flush(producer):
+        while time.monotonic() < deadline and self._flush():
             pass
 
     def _sweep(self) -> int:

@@ -195,10 +195,6 @@ class Batch:
         for service, unused in self._numbers.items():
             registrations.return_numbers(self.db, service, len(unused))
 
-    @property
-    def events(self) -> int:
-        return len(self._outbox)
-
 
 def handle_batch(
     shell: Shell, messages: Sequence[Accepted], ctx: Context, now: dt.datetime
