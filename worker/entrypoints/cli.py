@@ -1,4 +1,8 @@
-"""`kmo-worker`: the command line for operators and batch runs (contract.md)."""
+"""kmo-worker: registers service providers for the Flemish SME wallet (kmo-portefeuille).
+
+Consumes requests, declarations, audit reports and approvals, applies the VLAIO procedure and
+publishes decisions and notices. Configuration comes from KMO_* environment variables.
+"""
 
 from __future__ import annotations
 
