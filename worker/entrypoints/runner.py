@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -39,14 +38,36 @@ RELAY_EVERY_SECONDS = 1.0  # look for events other processes left, even when thi
 DRAIN_MORE_SECONDS = 0.001  # after a delivery, how long to wait for the next one of a batch
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
+STOP_POLL_SECONDS = 0.05  # how soon a pause notices a stop request
 
 log = logs.get(__name__)
+
+
+class StopFlag:
+    """Like threading.Event, without a lock, so a signal handler may set it safely (the GIL
+    makes the attribute writes atomic). `wait` polls: it is only used for pauses."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self.signal: str | None = None
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not self._set and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, STOP_POLL_SECONDS))
+        return self._set
 
 
 class Runner:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
         self._last_relay = 0.0
@@ -73,7 +94,10 @@ class Runner:
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("stop_requested", signal=signal.Signals(signum).name)
+            # Only a flag: the handler runs between two bytecodes of the main thread, which may
+            # hold a lock at that moment (the log writer's, an Event's); taking it here again
+            # would hang the process on its way out. The loop logs the request.
+            self.stopping.signal = signal.Signals(signum).name
             self.stopping.set()
 
         signal.signal(signal.SIGTERM, stop)
@@ -98,6 +122,8 @@ class Runner:
                 if self.stopping.wait(delay):
                     break
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+        if self.stopping.signal:
+            log.info("stop_requested", signal=self.stopping.signal)
         log.info("worker_stopped")
         return 0
 
