@@ -29,6 +29,18 @@ Day = tuple[D, list[dict[str, Any]]]
 conditional = s.audit(KEY, D(2027, 1, 20), result="conditional", follow_up_deadline=D(2027, 6, 30))
 failed = s.audit(KEY, D(2027, 1, 20), result="failed", report_id="AR-F", findings=["integrity"])
 passed = s.audit(KEY, D(2027, 1, 20), report_id="AR-P")
+STARTER_ADMITTED = (
+    D(2027, 2, 1),
+    [
+        s.request(KEY, starter=True),
+        s.declaration(KEY, D(2027, 1, 15)),
+        s.audit(KEY, D(2027, 1, 20), kind="limited"),
+    ],
+)
+CONDITIONALLY_REGISTERED = [
+    (D(2027, 2, 1), [s.request(KEY), s.declaration(KEY, D(2027, 1, 15)), conditional]),
+    (D(2027, 2, 12), [s.approval(KEY, D(2027, 2, 10))]),
+]
 
 SCENARIOS: dict[str, tuple[list[Day], str, str]] = {
     # rule: (days, final state, the event that shows the rule)
@@ -46,17 +58,13 @@ SCENARIOS: dict[str, tuple[list[Day], str, str]] = {
         "decision.registered",
     ),
     "R3 conditional, approved": (
-        [
-            (D(2027, 2, 1), [s.request(KEY), s.declaration(KEY, D(2027, 1, 15)), conditional]),
-            (D(2027, 2, 12), [s.approval(KEY, D(2027, 2, 10))]),
-        ],
+        CONDITIONALLY_REGISTERED,
         "registered_conditionally",
         "decision.registered_conditionally",
     ),
     "R4 follow-up passed": (
         [
-            (D(2027, 2, 1), [s.request(KEY), s.declaration(KEY, D(2027, 1, 15)), conditional]),
-            (D(2027, 2, 12), [s.approval(KEY, D(2027, 2, 10))]),
+            *CONDITIONALLY_REGISTERED,
             (D(2027, 6, 30), [s.audit(KEY, D(2027, 6, 29), kind="follow_up")]),
         ],
         "registered",
@@ -64,8 +72,7 @@ SCENARIOS: dict[str, tuple[list[Day], str, str]] = {
     ),
     "R5 follow-up missed": (
         [
-            (D(2027, 2, 1), [s.request(KEY), s.declaration(KEY, D(2027, 1, 15)), conditional]),
-            (D(2027, 2, 12), [s.approval(KEY, D(2027, 2, 10))]),
+            *CONDITIONALLY_REGISTERED,
             (D(2027, 6, 30), []),
             (D(2027, 7, 1), []),
         ],
@@ -74,8 +81,7 @@ SCENARIOS: dict[str, tuple[list[Day], str, str]] = {
     ),
     "R5 follow-up failed": (
         [
-            (D(2027, 2, 1), [s.request(KEY), s.declaration(KEY, D(2027, 1, 15)), conditional]),
-            (D(2027, 2, 12), [s.approval(KEY, D(2027, 2, 10))]),
+            *CONDITIONALLY_REGISTERED,
             (D(2027, 3, 1), [s.audit(KEY, D(2027, 2, 27), kind="follow_up", result="failed")]),
         ],
         "stopped",
@@ -97,14 +103,7 @@ SCENARIOS: dict[str, tuple[list[Day], str, str]] = {
     ),
     "R7 starter extended": (
         [
-            (
-                D(2027, 2, 1),
-                [
-                    s.request(KEY, starter=True),
-                    s.declaration(KEY, D(2027, 1, 15)),
-                    s.audit(KEY, D(2027, 1, 20), kind="limited"),
-                ],
-            ),
+            STARTER_ADMITTED,
             (D(2028, 6, 1), [s.audit(KEY, D(2028, 5, 30), kind="follow_up")]),
         ],
         "registered",
@@ -112,14 +111,7 @@ SCENARIOS: dict[str, tuple[list[Day], str, str]] = {
     ),
     "R7 starter expired": (
         [
-            (
-                D(2027, 2, 1),
-                [
-                    s.request(KEY, starter=True),
-                    s.declaration(KEY, D(2027, 1, 15)),
-                    s.audit(KEY, D(2027, 1, 20), kind="limited"),
-                ],
-            ),
+            STARTER_ADMITTED,
             (D(2029, 2, 1), []),
         ],
         "expired",

@@ -14,6 +14,8 @@ from worker.contracts.outbound import Refused
 TODAY = dt.date(2027, 2, 1)
 OFFICE = s.key("1543301276")
 RIGHT = s.USER_RIGHT
+FOREIGN = {"name": "Conseil SARL", "kind": "foreign_company", "country": "FR"}
+UNIVERSITY = {"name": "UGent", "kind": "higher_education", "country": "BE"}
 
 
 def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -55,7 +57,7 @@ def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
         pytest.param(
             s.request(
                 s.key("0240505560", department="FEB"),
-                organisation={"name": "UGent", "kind": "higher_education", "country": "BE"},
+                organisation=UNIVERSITY,
                 department_name="Economie",
             ),
             "requested",
@@ -71,7 +73,7 @@ def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
         pytest.param(
             s.request(
                 s.key("0240505560", department="FEB"),
-                organisation={"name": "UGent", "kind": "higher_education", "country": "BE"},
+                organisation=UNIVERSITY,
             ),
             "refused",
             "department_not_allowed",
@@ -80,7 +82,7 @@ def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
         pytest.param(
             s.request(
                 OFFICE,
-                organisation={"name": "Conseil SARL", "kind": "foreign_company", "country": "FR"},
+                organisation=FOREIGN,
                 requester={"id_type": "bis", "id_number": "75231500124", "user_right": RIGHT},
             ),
             "requested",
@@ -90,7 +92,7 @@ def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
         pytest.param(
             s.request(
                 OFFICE,
-                organisation={"name": "Conseil SARL", "kind": "foreign_company", "country": "FR"},
+                organisation=FOREIGN,
                 requester={"id_type": "bis", "id_number": "75431500266", "user_right": RIGHT},
             ),
             "requested",
@@ -100,7 +102,7 @@ def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
         pytest.param(
             s.request(
                 OFFICE,
-                organisation={"name": "Conseil SARL", "kind": "foreign_company", "country": "FR"},
+                organisation=FOREIGN,
             ),
             "refused",
             "foreign_requester_needs_bis",
@@ -109,7 +111,7 @@ def _answer(document: dict[str, Any]) -> tuple[str | None, str | None]:
         pytest.param(
             s.request(
                 OFFICE,
-                organisation={"name": "Conseil SARL", "kind": "foreign_company", "country": "FR"},
+                organisation=FOREIGN,
                 requester={"id_type": "bis", "id_number": "75231500125", "user_right": RIGHT},
             ),
             "refused",

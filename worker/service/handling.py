@@ -66,6 +66,7 @@ class Batch:
         self._outbox: list[tuple[str, str, str]] = []
         self._inbox: list[dict[str, Any]] = []
         self._fired: list[int] = []
+        self._check = _outbound_check(shell.validators) if shell.validators else None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -133,8 +134,7 @@ class Batch:
         return self._record(slot, outcome, cause, due.timer.kind)
 
     def _record(self, slot: _Slot, outcome: Outcome, cause_id: str, cause_type: str) -> Handled:
-        check = _outbound_check(self.shell.validators) if self.shell.validators else None
-        wrapped = envelopes.wrap(outcome.events, cause_id, self.shell.source, self.now, check)
+        wrapped = envelopes.wrap(outcome.events, cause_id, self.shell.source, self.now, self._check)
         self._outbox.extend(wrapped)
         types = tuple(TYPE_OF[type(event)] for event in outcome.events)
         label = "ignored" if any(isinstance(e, Ignored) for e in outcome.events) else "handled"
