@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, tuple_, update
 
 from worker.adapters import tables as t
-from worker.contracts.common import Key
+from worker.contracts.common import Department, Key
 from worker.domain.model import Registration
 
 PREFIX = {"training": "DV.O", "advice": "DV.A"}
@@ -34,24 +34,24 @@ class StaleRegistrationError(Exception):
 
 KeyTuple = tuple[str, str, str, str]
 
+# The document as the text it is stored as: pydantic parses it in one step, without a dict between.
+_DOCUMENT = cast(t.registrations.c.document, Text).label("document")
+
 
 def key_tuple(key: Key) -> KeyTuple:
-    return (
-        key.enterprise_number,
-        key.unit.kind,
-        getattr(key.unit, "department_id", ""),
-        key.service,
-    )
+    unit = key.unit
+    department = unit.department_id if isinstance(unit, Department) else ""
+    return (key.enterprise_number, unit.kind, department, key.service)
 
 
 def find(db: Connection, enterprise_number: str) -> list[Stored]:
     query = (
-        select(t.registrations.c.id, t.registrations.c.version, t.registrations.c.document)
+        select(t.registrations.c.id, t.registrations.c.version, _DOCUMENT)
         .where(t.registrations.c.enterprise_number == enterprise_number)
         .order_by(t.registrations.c.registration_number)
     )
     return [
-        Stored(row.id, row.version, Registration.model_validate(row.document))
+        Stored(row.id, row.version, Registration.model_validate_json(row.document))
         for row in db.execute(query)
     ]
 
@@ -72,7 +72,7 @@ def load_many(db: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, Stored
         select(
             c.id,
             c.version,
-            c.document,
+            _DOCUMENT,
             c.enterprise_number,
             c.unit_kind,
             c.department_id,
@@ -84,7 +84,7 @@ def load_many(db: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, Stored
     )
     return {
         (r.enterprise_number, r.unit_kind, r.department_id, r.service): Stored(
-            r.id, r.version, Registration.model_validate(r.document)
+            r.id, r.version, Registration.model_validate_json(r.document)
         )
         for r in db.execute(query)
     }
@@ -98,13 +98,13 @@ def load_many_by_id(db: Connection, ids: Iterable[int], *, skip_locked: bool) ->
         return {}
     c = t.registrations.c
     query = (
-        select(c.id, c.version, c.document)
+        select(c.id, c.version, _DOCUMENT)
         .where(c.id.in_(wanted))
         .order_by(c.id)
         .with_for_update(skip_locked=skip_locked)
     )
     return {
-        r.id: Stored(r.id, r.version, Registration.model_validate(r.document))
+        r.id: Stored(r.id, r.version, Registration.model_validate_json(r.document))
         for r in db.execute(query)
     }
 
@@ -163,54 +163,33 @@ def insert_registrations(
 def update_registrations(
     db: Connection, changes: Sequence[tuple[int, int, Registration]], now: dt.datetime
 ) -> None:
-    """(id, version read, new registration). The version check guards SQLite, which has no
-    row locks; on PostgreSQL the rows are locked already."""
+    """(id, version read, new registration), a statement per row (SQLite; PostgreSQL takes
+    `writes.apply`'s one statement). The version check guards SQLite, which has no row locks."""
     if not changes:
         return
-    if db.dialect.name == "postgresql":
-        # One statement whatever the count: a join against arrays.
-        result = db.execute(
-            text(
-                "UPDATE registrations SET state = v.state, version = v.version + 1,"
-                " document = CAST(v.document AS json), updated_at = :now"
-                " FROM unnest(CAST(:ids AS bigint[]), CAST(:versions AS integer[]),"
-                " CAST(:states AS text[]), CAST(:documents AS text[]))"
-                " AS v(id, version, state, document)"
-                " WHERE registrations.id = v.id AND registrations.version = v.version"
-            ),
-            {
-                "now": now,
-                "ids": [i for i, _, _ in changes],
-                "versions": [v for _, v, _ in changes],
-                "states": [r.state.value for _, _, r in changes],
-                "documents": [r.model_dump_json() for _, _, r in changes],
-            },
+    c = t.registrations.c
+    statement = (
+        update(t.registrations)
+        .where(c.id == bindparam("b_id"), c.version == bindparam("b_version"))
+        .values(
+            state=bindparam("b_state"),
+            version=bindparam("b_next"),
+            document=bindparam("b_document"),
+            updated_at=bindparam("b_now"),
         )
-        count = result.rowcount
-    else:
-        c = t.registrations.c
-        statement = (
-            update(t.registrations)
-            .where(c.id == bindparam("b_id"), c.version == bindparam("b_version"))
-            .values(
-                state=bindparam("b_state"),
-                version=bindparam("b_next"),
-                document=bindparam("b_document"),
-                updated_at=bindparam("b_now"),
-            )
-        )
-        rows = [
-            {
-                "b_id": registration_id,
-                "b_version": version,
-                "b_next": version + 1,
-                "b_state": r.state.value,
-                "b_document": r.model_dump(mode="json"),
-                "b_now": now,
-            }
-            for registration_id, version, r in changes
-        ]
-        count = db.execute(statement, rows).rowcount
+    )
+    rows = [
+        {
+            "b_id": registration_id,
+            "b_version": version,
+            "b_next": version + 1,
+            "b_state": r.state.value,
+            "b_document": r.model_dump(mode="json"),
+            "b_now": now,
+        }
+        for registration_id, version, r in changes
+    ]
+    count = db.execute(statement, rows).rowcount
     if count != len(changes):
         raise StaleRegistrationError(", ".join(r.number for _, _, r in changes))
 

@@ -96,7 +96,8 @@ timers = Table(
     "timers",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("registration_id", Id, nullable=False, index=True),
+    # No index of its own: the unique constraint below leads with it.
+    Column("registration_id", Id, nullable=False),
     Column("kind", String(40), nullable=False),
     Column("deadline", Date, nullable=False),
     Column("offset_days", Integer, nullable=False),

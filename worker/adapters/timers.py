@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.adapters import tables as t
@@ -21,8 +19,7 @@ def _timer(row: Any) -> Timer:
     return Timer(row.due_on, row.kind, row.deadline, row.offset_days)
 
 
-@dataclass(frozen=True)
-class DueTimer:
+class DueTimer(NamedTuple):
     id: int
     registration_id: int
     timer: Timer
@@ -56,27 +53,10 @@ def change_timers(
     db: Connection, cancel: Sequence[tuple[int, Timer]], add: Sequence[tuple[int, Timer]]
 ) -> None:
     """Cancel timers a state no longer wants (only unfired ones: fired ones stay as a record)
-    and add new ones; one that exists already, fired or not, is not added again."""
+    and add new ones; one that exists already, fired or not, is not added again. A statement
+    per row: SQLite's path (PostgreSQL takes `writes.apply`'s one statement)."""
     c = t.timers.c
-    if cancel and db.dialect.name == "postgresql":
-        # One statement whatever the count: a join against four arrays.
-        db.execute(
-            text(
-                "DELETE FROM timers USING unnest("
-                "CAST(:ids AS bigint[]), CAST(:kinds AS text[]), CAST(:deadlines AS date[]),"
-                " CAST(:offsets AS integer[])) AS v(registration_id, kind, deadline, offset_days)"
-                " WHERE timers.registration_id = v.registration_id AND timers.kind = v.kind"
-                " AND timers.deadline = v.deadline AND timers.offset_days = v.offset_days"
-                " AND timers.fired_at IS NULL"
-            ),
-            {
-                "ids": [i for i, _ in cancel],
-                "kinds": [x.kind for _, x in cancel],
-                "deadlines": [x.deadline for _, x in cancel],
-                "offsets": [x.offset_days for _, x in cancel],
-            },
-        )
-    elif cancel:
+    if cancel:
         statement = delete(t.timers).where(
             c.registration_id == bindparam("b_id"),
             c.kind == bindparam("b_kind"),
@@ -92,8 +72,7 @@ def change_timers(
             ],
         )
     if add:
-        upsert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
-        adding = upsert(t.timers).on_conflict_do_nothing(
+        adding = sqlite_insert(t.timers).on_conflict_do_nothing(
             index_elements=["registration_id", "kind", "deadline", "offset_days"]
         )
         db.execute(
@@ -114,13 +93,7 @@ def change_timers(
 def mark_fired_many(db: Connection, timer_ids: Sequence[int], now: dt.datetime) -> None:
     if not timer_ids:
         return
-    if db.dialect.name == "postgresql":  # one array parameter, not one per id
-        db.execute(
-            text("UPDATE timers SET fired_at = :now WHERE id = ANY(CAST(:ids AS bigint[]))"),
-            {"now": now, "ids": list(timer_ids)},
-        )
-    else:
-        db.execute(update(t.timers).where(t.timers.c.id.in_(timer_ids)).values(fired_at=now))
+    db.execute(update(t.timers).where(t.timers.c.id.in_(timer_ids)).values(fired_at=now))
 
 
 def timer_stats(db: Connection, today: dt.date) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from worker.adapters import inbox, outbox, registrations, timers
+from worker.adapters import inbox, registrations, timers, writes
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.contracts.schemas import Validators
 from worker.domain import lifecycle, schedule
@@ -66,6 +66,7 @@ class Batch:
         self._outbox: list[tuple[str, str, str]] = []
         self._inbox: list[dict[str, Any]] = []
         self._fired: list[int] = []
+        self._fired_timers: set[tuple[int, schedule.Timer]] = set()
         self._check = _outbound_check(shell.validators) if shell.validators else None
 
     # -- reading ----------------------------------------------------------------------------
@@ -129,6 +130,7 @@ class Batch:
             # timers, and waiting for it here could close a deadlock cycle. Next sweep.
             return Handled("busy", None, ())
         self._fired.append(due.id)
+        self._fired_timers.add((due.registration_id, due.timer))
         outcome = lifecycle.fire(slot.current, due.timer, self.ctx)
         cause = f"{slot.current.number}:{due.timer.cause_id}"
         return self._record(slot, outcome, cause, due.timer.kind)
@@ -172,26 +174,25 @@ class Batch:
         ):
             slot.id = new_id
         changed = [s for s in slots if s.read is not None and s.current != s.read]
-        registrations.update_registrations(
-            self.db, [(s.id, s.version, s.current) for s in changed if s.id and s.current], self.now
+        w = writes.Writes(
+            changed=[(s.id, s.version, s.current) for s in changed if s.id and s.current],
+            fired=self._fired,
+            outbox=self._outbox,
+            inbox=self._inbox,
         )
-        timers.mark_fired_many(self.db, self._fired, self.now)
-        cancel: list[tuple[int, schedule.Timer]] = []
-        add: list[tuple[int, schedule.Timer]] = []
         for slot in (*new, *changed):
             assert slot.id is not None
             assert slot.current is not None
             # Timers follow from the state: what the state as read had, less what it has now.
             had = schedule.timers_for(slot.read, self.ctx.offsets) if slot.read else frozenset()
             wants = schedule.timers_for(slot.current, self.ctx.offsets)
-            cancel += [(slot.id, timer) for timer in had - wants]
-            add += [(slot.id, timer) for timer in wants - had]
-        timers.change_timers(self.db, cancel, add)
-        registrations.add_history_many(
-            self.db, [{**row, "registration_id": s.id} for s in slots for row in s.history]
-        )
-        outbox.enqueue(self.db, self._outbox, self.now)
-        inbox.remember_many(self.db, self._inbox)
+            # A timer fired in this batch stays as a record: nothing to cancel.
+            w.cancel += [
+                (slot.id, x) for x in had - wants if (slot.id, x) not in self._fired_timers
+            ]
+            w.add += [(slot.id, timer) for timer in wants - had]
+        w.history = [{**row, "registration_id": s.id} for s in slots for row in s.history]
+        writes.apply(self.db, w, self.now)
         for service, unused in self._numbers.items():
             registrations.return_numbers(self.db, service, len(unused))
 
@@ -233,7 +234,7 @@ class OutboundContractError(Exception):
 
 def _outbound_check(validators: Validators) -> envelopes.Check:
     def check(type_name: str, envelope: dict[str, Any]) -> None:
-        violation = validators.check(type_name, envelope)
+        violation = validators.check(type_name, envelope, own_time=True)
         if violation is not None:
             raise OutboundContractError(f"{type_name}: {violation}")
 
