@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     inbound_queue: str = "kmo.worker"
     prefetch: Annotated[int, Field(ge=1, le=10_000)] = 300
     batch_size: Annotated[int, Field(ge=1, le=5_000)] = 200
+    # Parallel sweep transactions on PostgreSQL (SQLite sweeps in one).
+    sweep_workers: Annotated[int, Field(ge=1, le=16)] = 2
     queue_type: Literal["quorum", "classic"] = "quorum"
     heartbeat_seconds: Annotated[int, Field(ge=0, le=600)] = 30
     delivery_limit: Annotated[int, Field(ge=1, le=1000)] = 10

@@ -88,3 +88,64 @@ def test_an_empty_sweep_fires_nothing(settings: config.Settings) -> None:
     _register_all(app.shell, D(2027, 2, 1))
     assert sweep.sweep(app.shell, Context(today=D(2027, 3, 1)), Clock(D(2027, 3, 1))) == 0
     app.engine.dispose()
+
+
+def test_one_sweep_in_parallel_transactions_fires_every_timer_once_and_reports_on_its_thread(
+    settings: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep, "BATCH", 7)
+    app = bootstrap(settings)
+    _register_all(app.shell, D(2027, 2, 1))
+    ctx = Context(today=D(2032, 2, 1), offsets=NoticeOffsets())
+    firing_threads: set[str] = set()
+    real_fire_batch = handling.fire_batch
+
+    def fire_batch(*args: object, **kwargs: object) -> handling.Committed:
+        firing_threads.add(threading.current_thread().name)
+        return real_fire_batch(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handling, "fire_batch", fire_batch)
+    caller = threading.get_ident()
+    sent: list[str] = []
+    reported: list[int] = []
+
+    def send(events: list[object]) -> None:
+        assert threading.get_ident() == caller
+        sent.extend(event.id for event in events)  # type: ignore[attr-defined]
+
+    def on_fired(due: object, _handled: object) -> None:
+        assert threading.get_ident() == caller
+        reported.append(due.id)  # type: ignore[attr-defined]
+
+    fired = sweep.sweep(app.shell, ctx, Clock(ctx.today), on_fired, send, workers=3)
+    with app.engine.connect() as db:
+        expired = t.outbox.c.type == "decision.expired"  # what the sweep made
+        stored = list(db.execute(select(t.outbox.c.event_id).where(expired)).scalars())
+        pending = db.execute(
+            select(func.count()).select_from(t.timers).where(t.timers.c.fired_at.is_(None))
+        ).scalar_one()
+    assert fired == 180 and pending == 0
+    assert sorted(reported) == sorted(set(reported)) and len(reported) == 180
+    assert sorted(sent) == sorted(stored) and len(sent) == len(set(sent)) == 60
+    assert len(firing_threads - {threading.current_thread().name}) >= 2, firing_threads
+    app.engine.dispose()
+
+
+def test_a_sweep_skips_a_registration_a_consumer_holds_and_fires_it_later(
+    settings: config.Settings,
+) -> None:
+    app = bootstrap(settings)
+    _register_all(app.shell, D(2027, 2, 1))
+    ctx = Context(today=D(2032, 2, 1), offsets=NoticeOffsets())
+    with app.engine.connect() as held:  # a consumer in the middle of its transaction
+        held.execute(
+            select(t.registrations.c.id).where(t.registrations.c.id == 1).with_for_update()
+        )
+        started = dt.datetime.now()
+        fired = sweep.sweep(app.shell, ctx, Clock(ctx.today))
+        waited = dt.datetime.now() - started
+        held.rollback()
+    assert fired == 177  # everything but the held registration's three timers
+    assert waited < dt.timedelta(seconds=5)  # skipped, not waited for
+    assert sweep.sweep(app.shell, ctx, Clock(ctx.today)) == 3
+    app.engine.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,7 +235,7 @@ class ConfirmedBatches:
         self._refused = True
         self._acked(delivery_tag, multiple)
 
-    def publish(self, events: list[tuple[str, str, str]]) -> None:
+    def publish(self, events: Sequence[tuple[str, str, str]]) -> None:
         """(event id, type, body) for each event."""
         for event_id, type_name, body in events:
             message = amqp_message.Message(

@@ -18,7 +18,7 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=False, pool_size=5, max_overflow=5)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _entry: ConnectionPoolEntry) -> None:

@@ -4,24 +4,17 @@ published them."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from worker.adapters import tables as t
+from worker.contracts.envelope import Outgoing
 
 
-@dataclass(frozen=True)
-class PendingEvent:
-    id: int
-    event_id: str
-    type: str
-    body: str
-
-
-def enqueue(db: Connection, events: Iterable[tuple[str, str, str]], now: dt.datetime) -> None:
-    """(event id, type, body) rows; committed with the state change that caused them."""
+def enqueue(db: Connection, events: Iterable[Outgoing], now: dt.datetime) -> None:
+    """Committed with the state change that caused them."""
     rows = [
         {"event_id": event_id, "type": type_name, "body": body, "created_at": now}
         for event_id, type_name, body in events
@@ -30,9 +23,41 @@ def enqueue(db: Connection, events: Iterable[tuple[str, str, str]], now: dt.date
         db.execute(insert(t.outbox), rows)
 
 
-def mark_sent(db: Connection, ids: Sequence[int], now: dt.datetime) -> None:
-    if ids:
-        db.execute(update(t.outbox).where(t.outbox.c.id.in_(ids)).values(sent_at=now))
+def left_over(
+    db: Connection, created_before: dt.datetime, limit: int, *, skip_locked: bool
+) -> list[Outgoing]:
+    """Unsent events committed before `created_before`, oldest first, locked until commit (on
+    PostgreSQL, rows another relay holds are skipped)."""
+    c = t.outbox.c
+    query = (
+        select(c.event_id, c.type, c.body)
+        .where(c.sent_at.is_(None), c.created_at < created_before)
+        .order_by(c.id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return [Outgoing(*row) for row in db.execute(query)]
+
+
+def mark_sent(db: Connection, event_ids: Sequence[str], now: dt.datetime) -> None:
+    if not event_ids:
+        return
+    if db.dialect.name == "postgresql":  # one statement text whatever the count
+        db.execute(_MARK_SENT, {"now": now, "ids": json.dumps(list(event_ids))})
+    else:
+        db.execute(
+            update(t.outbox)
+            .where(t.outbox.c.event_id.in_(event_ids), t.outbox.c.sent_at.is_(None))
+            .values(sent_at=now)
+        )
+
+
+_MARK_SENT = text(
+    "UPDATE outbox SET sent_at = :now"
+    " WHERE event_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))"
+    " AND sent_at IS NULL"
+)
 
 
 def outbox_backlog(db: Connection) -> int:

@@ -12,7 +12,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 
 from worker.adapters import tables as t
 from worker.contracts.common import Department, Key
@@ -35,7 +45,7 @@ class StaleRegistrationError(Exception):
 KeyTuple = tuple[str, str, str, str]
 
 # The document as the text it is stored as: pydantic parses it in one step, without a dict between.
-_DOCUMENT = cast(t.registrations.c.document, Text).label("document")
+DOCUMENT = cast(t.registrations.c.document, Text).label("document")
 
 
 def key_tuple(key: Key) -> KeyTuple:
@@ -46,7 +56,7 @@ def key_tuple(key: Key) -> KeyTuple:
 
 def find(db: Connection, enterprise_number: str) -> list[Stored]:
     query = (
-        select(t.registrations.c.id, t.registrations.c.version, _DOCUMENT)
+        select(t.registrations.c.id, t.registrations.c.version, DOCUMENT)
         .where(t.registrations.c.enterprise_number == enterprise_number)
         .order_by(t.registrations.c.registration_number)
     )
@@ -72,7 +82,7 @@ def load_many(db: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, Stored
         select(
             c.id,
             c.version,
-            _DOCUMENT,
+            DOCUMENT,
             c.enterprise_number,
             c.unit_kind,
             c.department_id,
@@ -90,18 +100,15 @@ def load_many(db: Connection, keys: Iterable[KeyTuple]) -> dict[KeyTuple, Stored
     }
 
 
-def load_many_by_id(db: Connection, ids: Iterable[int], *, skip_locked: bool) -> dict[int, Stored]:
-    """Registrations by id, locked; with `skip_locked`, rows another transaction holds are left
-    out (the caller tries them again later)."""
+def load_many_by_id(db: Connection, ids: Iterable[int]) -> dict[int, Stored]:
+    """Registrations by id, locked in id order. (On PostgreSQL the sweep takes them with their
+    timers instead: `timers.claim_due`.)"""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     c = t.registrations.c
     query = (
-        select(c.id, c.version, _DOCUMENT)
-        .where(c.id.in_(wanted))
-        .order_by(c.id)
-        .with_for_update(skip_locked=skip_locked)
+        select(c.id, c.version, DOCUMENT).where(c.id.in_(wanted)).order_by(c.id).with_for_update()
     )
     return {
         r.id: Stored(r.id, r.version, Registration.model_validate_json(r.document))
@@ -122,6 +129,11 @@ def allocate_numbers(db: Connection, service: str, count: int) -> list[str]:
     if last is None:
         db.execute(insert(counter).values(service=service, last_value=count))
         last = count
+    return numbers_up_to(service, last, count)
+
+
+def numbers_up_to(service: str, last: int, count: int) -> list[str]:
+    """The `count` numbers of a service that end with counter value `last`."""
     return [f"{PREFIX[service]}{n:06d}" for n in range(last - count + 1, last + 1)]
 
 

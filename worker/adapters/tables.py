@@ -104,9 +104,12 @@ timers = Table(
     Column("due_on", Date, nullable=False),
     Column("fired_at", DateTime(timezone=True)),
     UniqueConstraint("registration_id", "kind", "deadline", "offset_days"),
+    # In the sweep's order (due date, then id), so a claim stops after its batch: with the due
+    # date alone, a day with many due timers is read and sorted whole for every batch.
     Index(
         "ix_timers_due",
         "due_on",
+        "id",
         postgresql_where=text("fired_at IS NULL"),
         sqlite_where=text("fired_at IS NULL"),
     ),

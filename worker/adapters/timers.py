@@ -9,7 +9,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from worker.adapters import registrations
 from worker.adapters import tables as t
+from worker.domain.model import Registration
 from worker.domain.schedule import Timer
 
 _TIMER = (t.timers.c.due_on, t.timers.c.kind, t.timers.c.deadline, t.timers.c.offset_days)
@@ -25,6 +27,12 @@ class DueTimer(NamedTuple):
     timer: Timer
 
 
+class Claimed(NamedTuple):
+    dues: list[DueTimer]
+    # Their registrations, locked with them (PostgreSQL); None: the caller reads them.
+    registrations: dict[int, registrations.Stored] | None
+
+
 def claim_due(
     db: Connection,
     today: dt.date,
@@ -32,21 +40,42 @@ def claim_due(
     *,
     skip_locked: bool,
     exclude: Iterable[int] = (),
-) -> list[DueTimer]:
-    """Due, unfired timers in due order. On PostgreSQL the rows stay locked until commit and
-    other replicas skip them, so each timer fires once."""
+) -> Claimed:
+    """Due, unfired timers in due order.
+
+    With `skip_locked` (PostgreSQL) each timer is claimed together with its registration: both
+    rows stay locked until commit, and a timer whose row or registration another transaction
+    holds (another replica's sweep, a consumer) is skipped, to be fired by a later sweep. So
+    each timer fires once, nobody waits for anybody, and a sweep never holds a timer of a
+    registration it does not hold (which could close a deadlock with whoever holds that one)."""
+    c = t.timers.c
     query = (
-        select(t.timers.c.id, t.timers.c.registration_id, *_TIMER)
-        .where(t.timers.c.fired_at.is_(None), t.timers.c.due_on <= today)
-        .order_by(t.timers.c.due_on, t.timers.c.id)
+        select(c.id, c.registration_id, *_TIMER)
+        .where(c.fired_at.is_(None), c.due_on <= today)
+        .order_by(c.due_on, c.id)
         .limit(limit)
     )
     skipped = list(exclude)
     if skipped:
-        query = query.where(t.timers.c.id.not_in(skipped))
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    return [DueTimer(r.id, r.registration_id, _timer(r)) for r in db.execute(query)]
+        query = query.where(c.id.not_in(skipped))
+    if not skip_locked:
+        dues = [DueTimer(r.id, r.registration_id, _timer(r)) for r in db.execute(query)]
+        return Claimed(dues, None)
+    r = t.registrations.c
+    query = (
+        query.add_columns(r.version, registrations.DOCUMENT)
+        .join(t.registrations, r.id == c.registration_id)
+        .with_for_update(skip_locked=True, of=[t.timers, t.registrations])
+    )
+    dues, stored = [], {}
+    for row in db.execute(query):
+        dues.append(DueTimer(row.id, row.registration_id, _timer(row)))
+        if row.registration_id not in stored:
+            registration = Registration.model_validate_json(row.document)
+            stored[row.registration_id] = registrations.Stored(
+                row.registration_id, row.version, registration
+            )
+    return Claimed(dues, stored)
 
 
 def change_timers(

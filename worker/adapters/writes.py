@@ -22,19 +22,24 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from worker.adapters import inbox, outbox, registrations, timers
+from worker.contracts.envelope import Outgoing
 from worker.domain.model import Registration
 from worker.domain.schedule import Timer
 
 
 @dataclass
 class Writes:
+    # New registrations with the ids `reads` drew for them (PostgreSQL only).
+    inserted: list[tuple[int, Registration]] = field(default_factory=list)
     changed: list[tuple[int, int, Registration]] = field(default_factory=list)  # id, version read
     fired: list[int] = field(default_factory=list)  # timer ids
     cancel: list[tuple[int, Timer]] = field(default_factory=list)  # registration id, timer
     add: list[tuple[int, Timer]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[tuple[str, str, str]] = field(default_factory=list)  # event id, type, body
+    outbox: list[Outgoing] = field(default_factory=list)
     inbox: list[dict[str, Any]] = field(default_factory=list)
+    returned: dict[str, int] = field(default_factory=dict)  # numbers drawn but not used
+    sent: list[str] = field(default_factory=list)  # events the relay has published since
 
 
 def apply(db: Connection, writes: Writes, now: dt.datetime) -> None:
@@ -42,13 +47,39 @@ def apply(db: Connection, writes: Writes, now: dt.datetime) -> None:
     if db.dialect.name == "postgresql":
         _one_statement(db, writes, now)
         return
+    if writes.inserted:
+        raise ValueError("registrations with ids drawn beforehand are PostgreSQL's path")
     registrations.update_registrations(db, writes.changed, now)
     timers.mark_fired_many(db, writes.fired, now)
     timers.change_timers(db, writes.cancel, writes.add)
     registrations.add_history_many(db, writes.history)
     outbox.enqueue(db, writes.outbox, now)
     inbox.remember_many(db, writes.inbox)
+    for service, count in writes.returned.items():
+        registrations.return_numbers(db, service, count)
+    outbox.mark_sent(db, writes.sent, now)
 
+
+_INSERT = """r AS (
+  INSERT INTO registrations (id, enterprise_number, unit_kind, department_id, service,
+    registration_number, state, version, document, updated_at)
+  SELECT v.id, v.enterprise_number, v.unit_kind, v.department_id, v.service,
+    v.registration_number, v.state, 1, v.document, :now
+  FROM json_to_recordset(CAST(:inserted AS json)) AS v(id bigint, enterprise_number text,
+    unit_kind text, department_id text, service text, registration_number text, state text,
+    document json)
+  RETURNING id)"""
+
+_RETURNED = """n AS (
+  UPDATE number_counters SET last_value = number_counters.last_value - v.n
+  FROM json_to_recordset(CAST(:returned AS json)) AS v(service text, n integer)
+  WHERE number_counters.service = v.service
+  RETURNING number_counters.service)"""
+
+_SENT = """s AS (
+  UPDATE outbox SET sent_at = :now
+  WHERE event_id IN (SELECT json_array_elements_text(CAST(:sent AS json))) AND sent_at IS NULL
+  RETURNING id)"""
 
 _UPDATE = """u AS (
   UPDATE registrations SET state = v.state, version = v.version + 1, document = v.document,
@@ -100,6 +131,12 @@ _INBOX = """i AS (
 def _one_statement(db: Connection, w: Writes, now: dt.datetime) -> None:
     parts: list[str] = []
     params: dict[str, Any] = {"now": now, "fired": w.fired}
+    if w.inserted:
+        parts.append(_INSERT)
+        params["inserted"] = _inserted_json(w.inserted)
+    if w.returned:
+        parts.append(_RETURNED)
+        params["returned"] = _json([{"service": s, "n": n} for s, n in w.returned.items()])
     if w.changed:
         parts.append(_UPDATE)
         params["changed"] = _changed_json(w.changed)
@@ -120,6 +157,9 @@ def _one_statement(db: Connection, w: Writes, now: dt.datetime) -> None:
     if w.inbox:
         parts.append(_INBOX)
         params["inbox"] = _json(w.inbox)
+    if w.sent:
+        parts.append(_SENT)
+        params["sent"] = json.dumps(w.sent)
     if not parts:
         return
     counted = "(SELECT count(*) FROM u)" if w.changed else "0"
@@ -130,13 +170,34 @@ def _one_statement(db: Connection, w: Writes, now: dt.datetime) -> None:
 
 
 def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:
-    # The documents are JSON already: spliced in, not parsed and encoded again.
     rows = (
-        f'{{"id":{int(i)},"version":{int(v)},"state":{json.dumps(r.state.value)},'
-        f'"document":{r.model_dump_json()}}}'
+        _with_document(json.dumps({"id": i, "version": v, "state": r.state.value}), r)
         for i, v, r in changed
     )
     return "[" + ",".join(rows) + "]"
+
+
+def _inserted_json(inserted: Sequence[tuple[int, Registration]]) -> str:
+    rows = []
+    for registration_id, r in inserted:
+        enterprise_number, unit_kind, department_id, service = registrations.key_tuple(r.key)
+        columns = {
+            "id": registration_id,
+            "enterprise_number": enterprise_number,
+            "unit_kind": unit_kind,
+            "department_id": department_id,
+            "service": service,
+            "registration_number": r.number,
+            "state": r.state.value,
+        }
+        rows.append(_with_document(json.dumps(columns), r))
+    return "[" + ",".join(rows) + "]"
+
+
+def _with_document(columns: str, registration: Registration) -> str:
+    """A JSON object's text with the registration's document added: the document is JSON
+    already, spliced in, not parsed and encoded again."""
+    return f'{columns[:-1]},"document":{registration.model_dump_json()}}}'
 
 
 def _timer_row(registration_id: int, timer: Timer) -> dict[str, Any]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from worker.contracts.inbound import INBOUND
 from worker.contracts.outbound import OUTBOUND
+
+
+class Outgoing(NamedTuple):
+    """An outbound event as it is stored in the outbox and published: id, type, JSON body."""
+
+    id: str
+    type: str
+    body: str
 
 
 class CloudEvent(BaseModel):

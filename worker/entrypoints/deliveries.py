@@ -10,6 +10,8 @@ dead-lettered `processing_failed`. Transient failures are retried with the bound
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from kombu.message import Message as KombuMessage
@@ -18,6 +20,7 @@ from tenacity import Retrying
 
 from worker.adapters import broker
 from worker.bootstrap import App
+from worker.contracts.envelope import Outgoing
 from worker.observability import logs
 from worker.observability import metrics as m
 from worker.service import handling, intake, retrying
@@ -26,14 +29,25 @@ log = logs.get(__name__)
 Item = tuple[KombuMessage, broker.Delivery, intake.Accepted]
 
 
+@dataclass(frozen=True)
+class Handed:
+    """The events a batch committed, and whether the `sent` marks went with them."""
+
+    events: list[Outgoing]
+    marked: bool
+
+
 class Deliveries:
     def __init__(self, app: App, retrying_policy: Retrying) -> None:
         self.app = app
         self.settings = app.settings
         self._retrying = retrying_policy
 
-    def handle(self, messages: list[KombuMessage], producer: Producer) -> bool:
-        """Handle a batch; True when it committed events for the relay."""
+    def handle(
+        self, messages: list[KombuMessage], producer: Producer, sent: Sequence[str] = ()
+    ) -> Handed:
+        """Handle a batch; `sent` (ids of events published since the last commit) is marked
+        in the batch's transaction when the batch commits whole."""
         started = time.perf_counter()
         settings = self.settings
         accepted: list[Item] = []
@@ -56,7 +70,7 @@ class Deliveries:
             else:
                 accepted.append((message, delivery, verdict))
         if not accepted:
-            return False
+            return Handed([], marked=False)
         # Whatever is logged while the batch is in hand (a retry, say) names the batch.
         batch_ids = {
             "batch_size": len(accepted),
@@ -65,21 +79,22 @@ class Deliveries:
         }
         try:
             with structlog.contextvars.bound_contextvars(**batch_ids):
-                handled = self._retrying(
+                committed = self._retrying(
                     lambda: handling.handle_batch(
                         self.app.shell,
                         [a[2] for a in accepted],
                         self.app.context(),
                         self.app.clock.now(),
+                        sent,
                     )
                 )
         except Exception as error:
-            return self._batch_failed(accepted, error, producer)
+            return Handed(self._batch_failed(accepted, error, producer), marked=False)
         self._ack(messages)  # only now: the transaction has committed
         seconds = time.perf_counter() - started
-        for (_message, _delivery, verdict), result in zip(accepted, handled, strict=True):
+        for (_message, _delivery, verdict), result in zip(accepted, committed.handled, strict=True):
             self._handled(verdict, result, seconds)
-        return any(result.events for result in handled)
+        return Handed(committed.events, marked=True)
 
     def _ack(self, messages: list[KombuMessage]) -> None:
         """Ack a whole batch. On AMQP one `multiple` ack of the last delivery covers every
@@ -102,27 +117,25 @@ class Deliveries:
         accepted: list[Item],
         error: Exception,
         producer: Producer,
-    ) -> bool:
+    ) -> list[Outgoing]:
         if len(accepted) > 1 and retrying.cause(error) is None:
             # Something in the batch cannot be handled: find it by handling them one by one.
             log.warning("batch_failed", size=len(accepted), error=repr(error))
-            # Every message must be handled: collect first, so any() cannot stop early.
-            published = [self._handle_one(item, producer) for item in accepted]
-            return any(published)
+            return [event for item in accepted for event in self._handle_one(item, producer)]
         # One message that cannot be handled, or the database away past the retry budget.
         for message, delivery, verdict in accepted:
             with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
                 log.error("processing_failed", error=repr(error))
                 self._dead_letter(producer, delivery, "processing_failed", repr(error))
             message.ack()
-        return False
+        return []
 
-    def _handle_one(self, item: Item, producer: Producer) -> bool:
+    def _handle_one(self, item: Item, producer: Producer) -> list[Outgoing]:
         message, _delivery, verdict = item
         started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
-                result = self._retrying(
+                committed = self._retrying(
                     lambda: handling.handle(
                         self.app.shell, verdict, self.app.context(), self.app.clock.now()
                     )
@@ -130,8 +143,8 @@ class Deliveries:
         except Exception as error:
             return self._batch_failed([item], error, producer)
         message.ack()
-        self._handled(verdict, result, time.perf_counter() - started)
-        return bool(result.events)
+        self._handled(verdict, committed.handled[0], time.perf_counter() - started)
+        return committed.events
 
     def _handled(self, verdict: intake.Accepted, result: handling.Handled, seconds: float) -> None:
         m.MESSAGES.labels(verdict.type, result.outcome).inc()

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker.adapters import broker, database, outbox, registrations, timers
 from worker.bootstrap import App
 from worker.contracts.common import State
+from worker.contracts.envelope import Outgoing
 from worker.entrypoints import deliveries
 from worker.observability import health, logs
 from worker.observability import metrics as m
@@ -35,7 +36,9 @@ RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 DATABASE_PAUSE_SECONDS = 1.0  # after the relay or sweep found the database away
 RELAY_EVERY_SECONDS = 1.0  # look for events other processes left, even when this one made none
+MARK_WITHIN_SECONDS = 0.5  # published events not marked by a batch by then are marked alone
 DRAIN_MORE_SECONDS = 0.001  # after a delivery, how long to wait for the next one of a batch
+BATCH_WAIT_SECONDS = 0.002  # the longest a batch stays open for more deliveries
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
 STOP_POLL_SECONDS = 0.05  # how soon a pause notices a stop request
@@ -71,8 +74,9 @@ class Runner:
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
         self._last_relay = 0.0
-        self._unpublished = True  # there may be events in the outbox from an earlier run
-        self._publish: Callable[[list[outbox.PendingEvent]], object] = self._not_connected
+        self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
+        self._marks_since = 0.0
+        self._publish: Callable[[list[Outgoing]], object] = self._not_connected
         self._last_stats = 0.0
         self._last_states = 0.0
         self.health = health.Health(
@@ -118,6 +122,7 @@ class Runner:
             except broker.RECOVERABLE as error:
                 self._connected(False)
                 self._buffer.clear()  # unacked: the broker delivers them again
+                self._mark_sent()  # what the broker confirmed before it went away
                 log.warning("broker_connection_lost", error=repr(error), retry_in_s=delay)
                 if self.stopping.wait(delay):
                     break
@@ -141,16 +146,14 @@ class Runner:
             producer = Producer(publishing.default_channel)  # dead letters, one confirm each
             if settings.is_embedded_broker:
                 # No confirms and no returns on the embedded transport: publish one by one.
-                def publish(rows: list[outbox.PendingEvent]) -> None:
-                    for row in rows:
-                        broker.publish_event(producer, row.event_id, row.type, row.body)
+                def publish(events: list[Outgoing]) -> None:
+                    for event in events:
+                        broker.publish_event(producer, event.id, event.type, event.body)
 
                 self._publish = publish
             else:
                 batches = broker.ConfirmedBatches(relaying, on_return=self._returned)
-                self._publish = lambda rows: batches.publish(
-                    [(r.event_id, r.type, r.body) for r in rows]
-                )
+                self._publish = batches.publish
             consumer = Consumer(
                 consuming.default_channel,
                 queues=[topo.inbound],
@@ -170,15 +173,14 @@ class Runner:
             waited_in_vain = not self._drain(consuming)
             self._handle_buffer(producer)
             now = time.monotonic()
-            self._publish_pending(now)
+            if waited_in_vain or now - self._marks_since >= MARK_WITHIN_SECONDS:
+                self._mark_sent()
+            self._publish_left_over(now)
             self._refresh_stats(now)
             if waited_in_vain or now - self._last_sweep >= SWEEP_EVERY_SECONDS:
                 self._last_sweep = now
                 fired = self._sweep()
-                if fired:
-                    self._unpublished = True
-                    self._publish_pending(now)
-                elif until_idle and waited_in_vain and self._idle(consuming):
+                if not fired and until_idle and waited_in_vain and self._idle(consuming):
                     return
 
     def _connected(self, up: bool) -> None:
@@ -216,7 +218,7 @@ class Runner:
         m.TIMERS_OVERDUE.set(overdue)
 
     @staticmethod
-    def _not_connected(_rows: list[outbox.PendingEvent]) -> None:
+    def _not_connected(_events: list[Outgoing]) -> None:
         raise ConnectionError("no broker session: events stay in the outbox")
 
     def _drain(self, consuming: Connection) -> bool:
@@ -226,9 +228,13 @@ class Runner:
         except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
             return False
         batch = self.app.settings.batch_size
-        while len(self._buffer) < batch:
+        # What is already there, and what follows within a few milliseconds, up to a batch. The
+        # bound matters at a steady rate: deliveries a millisecond apart would otherwise keep
+        # the batch open (and its first message waiting) until it is full.
+        deadline = time.monotonic() + BATCH_WAIT_SECONDS
+        while len(self._buffer) < batch and (left := deadline - time.monotonic()) > 0:
             try:
-                consuming.drain_events(timeout=DRAIN_MORE_SECONDS)
+                consuming.drain_events(timeout=min(left, DRAIN_MORE_SECONDS))
             except (TimeoutError, socket.timeout):  # noqa: UP041
                 break
         return True
@@ -246,31 +252,58 @@ class Runner:
         size = self.app.settings.batch_size
         while self._buffer and not self.stopping.is_set():
             batch, self._buffer[:size] = self._buffer[:size], []
-            if self._deliveries.handle(batch, producer):
-                self._unpublished = True
+            marks, self._marks = self._marks, []
+            handed = self._deliveries.handle(batch, producer, marks)
+            if not handed.marked:
+                self._marks = marks + self._marks
+            self._send(handed.events)
 
-    def _publish_pending(self, now: float) -> None:
-        if self._unpublished or now - self._last_relay >= RELAY_EVERY_SECONDS:
+    def _published(self, events: list[Outgoing]) -> None:
+        """Publish, confirmed, and count."""
+        self._publish(events)
+        for event in events:
+            m.EVENTS_PUBLISHED.labels(event.type).inc()
+        m.LAST_PUBLISH.set(time.time())
+
+    def _send(self, events: list[Outgoing]) -> None:
+        """The events a transaction has just committed, published at once and marked sent with
+        the next transaction. A broker failure propagates (the session reconnects); the events
+        stay in the outbox for `_flush`."""
+        if events:
+            relay.send(self._published, events)
+            if not self._marks:
+                self._marks_since = time.monotonic()
+            self._marks += [event.id for event in events]
+
+    def _mark_sent(self) -> None:
+        """Mark on their own what no batch took along. Lost marks (a crash, the database
+        away) only mean that `_flush` publishes those events again, same ids and bodies."""
+        if not self._marks:
+            return
+        marks, self._marks = self._marks, []
+        try:
+            relay.mark_sent(self.app.engine, marks, self.app.clock.now())
+        except SQLAlchemyError as error:
+            self._marks = marks + self._marks
+            self._database_away("relay_mark_failed", error)
+
+    def _publish_left_over(self, now: float) -> None:
+        if now - self._last_relay >= RELAY_EVERY_SECONDS:
             self._last_relay = now
-            self._unpublished = False
             self._flush()
 
     def _flush(self) -> int:
-        def publish(rows: list[outbox.PendingEvent]) -> None:
-            self._publish(rows)
-            for row in rows:
-                m.EVENTS_PUBLISHED.labels(row.type).inc()
-            m.LAST_PUBLISH.set(time.time())
-
         try:
-            return relay.flush(self.app.engine, publish, self.app.clock.now)
+            return relay.flush(self.app.engine, self._published, self.app.clock.now)
         except SQLAlchemyError as error:
             # The events stay in the outbox, committed; the next flush publishes them.
             self._database_away("relay_failed", error)
             return 0
 
     def _drain_outbox(self) -> None:
-        """On the way out: publish what is pending, within the grace period."""
+        """On the way out: mark what was sent, publish what is left over, within the grace
+        period."""
+        self._mark_sent()
         deadline = time.monotonic() + self.app.settings.shutdown_grace_seconds
         while time.monotonic() < deadline and self._flush():
             pass
@@ -287,7 +320,14 @@ class Runner:
             )
 
         try:
-            return sweep.sweep(self.app.shell, self.app.context(), self.app.clock, fired)
+            return sweep.sweep(
+                self.app.shell,
+                self.app.context(),
+                self.app.clock,
+                fired,
+                self._send,
+                workers=self.app.settings.sweep_workers,
+            )
         except SQLAlchemyError as error:
             # The timers stay due; the next sweep fires them.
             self._database_away("sweep_failed", error)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, EventData
 
 NAMESPACE = uuid.UUID("6f1c1d1e-5a0b-4f5e-8a51-7d0f3e0b6c2a")
@@ -26,8 +27,8 @@ def wrap(
     source: str,
     now: dt.datetime,
     check: Check | None = None,
-) -> list[tuple[str, str, str]]:
-    """(id, type, JSON body) for each event, in order; `check` sees each envelope before it is
+) -> list[Outgoing]:
+    """The serialised events, in order; `check` sees each envelope before it is
     serialised (the outbound contract check)."""
     wrapped = []
     for index, data in enumerate(events):
@@ -45,5 +46,5 @@ def wrap(
         }
         if check is not None:
             check(type_name, body)
-        wrapped.append((identifier, type_name, json.dumps(body, separators=(",", ":"))))
+        wrapped.append(Outgoing(identifier, type_name, json.dumps(body, separators=(",", ":"))))
     return wrapped

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from worker.adapters import inbox, registrations, timers, writes
+from worker.adapters import reads, registrations, timers, writes
+from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.contracts.schemas import Validators
 from worker.domain import lifecycle, schedule
@@ -35,6 +36,15 @@ class Handled:
     registration_number: str | None
     events: tuple[str, ...]
     rule: str = ""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a transaction did: one `Handled` per message or timer, in order, and the events it
+    put in the outbox, for the relay to send once the transaction has committed."""
+
+    handled: list[Handled]
+    events: list[Outgoing]
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,8 @@ class Batch:
         self._by_id: dict[int, _Slot] = {}
         self._seen: set[str] = set()
         self._numbers: dict[str, list[str]] = {}
-        self._outbox: list[tuple[str, str, str]] = []
+        self._ids: list[int] = []
+        self._outbox: list[Outgoing] = []
         self._inbox: list[dict[str, Any]] = []
         self._fired: list[int] = []
         self._fired_timers: set[tuple[int, schedule.Timer]] = set()
@@ -72,24 +83,24 @@ class Batch:
     # -- reading ----------------------------------------------------------------------------
 
     def read_for_messages(self, messages: Sequence[Accepted]) -> None:
-        self._seen = inbox.seen_many(self.db, [m.id for m in messages])
         keys = {registrations.key_tuple(lifecycle.key_of(m.data)) for m in messages}
-        for key, stored in registrations.load_many(self.db, keys).items():
-            self._keep(key, stored)
-        # Numbers for the keys this batch may register for the first time, in one statement
-        # per service; what is left over is given back before the commit.
-        wanted: dict[str, set[registrations.KeyTuple]] = defaultdict(set)
+        # Numbers for the keys this batch may register for the first time; what is left over
+        # is given back before the commit.
+        may_register: dict[str, set[registrations.KeyTuple]] = defaultdict(set)
         for message in messages:
-            key = registrations.key_tuple(lifecycle.key_of(message.data))
-            if key not in self._by_key and lifecycle.needs_number(None, message.data):
-                wanted[key[3]].add(key)
-        for service, new_keys in wanted.items():
-            self._numbers[service] = registrations.allocate_numbers(self.db, service, len(new_keys))
+            if lifecycle.needs_number(None, message.data):
+                key = registrations.key_tuple(lifecycle.key_of(message.data))
+                may_register[key[3]].add(key)
+        read = reads.for_messages(self.db, [m.id for m in messages], keys, may_register)
+        self._seen, self._numbers, self._ids = read.seen, read.numbers, read.ids
+        for key, stored in read.stored.items():
+            self._keep(key, stored)
 
-    def read_for_timers(self, dues: Sequence[timers.DueTimer]) -> None:
-        stored = registrations.load_many_by_id(
-            self.db, [d.registration_id for d in dues], skip_locked=self.shell.skip_locked
-        )
+    def read_for_timers(self, claimed: timers.Claimed) -> None:
+        stored = claimed.registrations
+        if stored is None:
+            ids = [d.registration_id for d in claimed.dues]
+            stored = registrations.load_many_by_id(self.db, ids)
         for registration in stored.values():
             self._keep(registrations.key_tuple(registration.registration.key), registration)
 
@@ -126,8 +137,8 @@ class Batch:
     def fire(self, due: timers.DueTimer) -> Handled:
         slot = self._by_id.get(due.registration_id)
         if slot is None or slot.current is None:
-            # Another transaction holds the registration: a consumer may be replacing its
-            # timers, and waiting for it here could close a deadlock cycle. Next sweep.
+            # Its registration was not read with it (a row gone, or held elsewhere): the
+            # timer stays due for the next sweep.
             return Handled("busy", None, ())
         self._fired.append(due.id)
         self._fired_timers.add((due.registration_id, due.timer))
@@ -162,23 +173,34 @@ class Batch:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def write(self) -> None:
+    @property
+    def events(self) -> list[Outgoing]:
+        return list(self._outbox)
+
+    def write(self, sent: Sequence[str] = ()) -> None:
+        """Everything in one go; `sent`: events the relay has published, marked on the way."""
         slots = list({id(s): s for s in self._by_key.values()}.values())
         new = [s for s in slots if s.id is None and s.current is not None]
-        for slot, new_id in zip(
-            new,
-            registrations.insert_registrations(
-                self.db, [s.current for s in new if s.current], self.now
-            ),
-            strict=True,
-        ):
-            slot.id = new_id
+        inserted: list[tuple[int, Registration]] = []
+        if len(self._ids) >= len(new):  # ids drawn while reading: inserted with the rest
+            for slot in new:
+                assert slot.current is not None
+                slot.id = self._ids.pop()
+                inserted.append((slot.id, slot.current))
+        else:
+            created = [s.current for s in new if s.current]
+            ids = registrations.insert_registrations(self.db, created, self.now)
+            for slot, new_id in zip(new, ids, strict=True):
+                slot.id = new_id
         changed = [s for s in slots if s.read is not None and s.current != s.read]
         w = writes.Writes(
+            inserted=inserted,
+            returned={service: len(unused) for service, unused in self._numbers.items() if unused},
             changed=[(s.id, s.version, s.current) for s in changed if s.id and s.current],
             fired=self._fired,
             outbox=self._outbox,
             inbox=self._inbox,
+            sent=list(sent),
         )
         for slot in (*new, *changed):
             assert slot.id is not None
@@ -193,39 +215,43 @@ class Batch:
             w.add += [(slot.id, timer) for timer in wants - had]
         w.history = [{**row, "registration_id": s.id} for s in slots for row in s.history]
         writes.apply(self.db, w, self.now)
-        for service, unused in self._numbers.items():
-            registrations.return_numbers(self.db, service, len(unused))
 
 
 def handle_batch(
-    shell: Shell, messages: Sequence[Accepted], ctx: Context, now: dt.datetime
-) -> list[Handled]:
-    """All messages in one transaction, in order; any failure rolls the whole batch back."""
+    shell: Shell,
+    messages: Sequence[Accepted],
+    ctx: Context,
+    now: dt.datetime,
+    sent: Sequence[str] = (),
+) -> Committed:
+    """All messages in one transaction, in order; any failure rolls the whole batch back.
+    `sent`: ids of events the relay has published, marked sent in the same transaction (a
+    round trip saved; if it rolls back they stay unmarked, which only risks publishing again)."""
     with shell.engine.begin() as db:
         batch = Batch(shell, db, ctx, now)
         batch.read_for_messages(messages)
         handled = [batch.handle(message) for message in messages]
-        batch.write()
-        return handled
+        batch.write(sent)
+    return Committed(handled, batch.events)
 
 
-def handle(shell: Shell, message: Accepted, ctx: Context, now: dt.datetime) -> Handled:
-    return handle_batch(shell, [message], ctx, now)[0]
+def handle(shell: Shell, message: Accepted, ctx: Context, now: dt.datetime) -> Committed:
+    return handle_batch(shell, [message], ctx, now)
 
 
 def fire_batch(
     shell: Shell,
     db: Connection,
-    dues: Sequence[timers.DueTimer],
+    claimed: timers.Claimed,
     ctx: Context,
     now: dt.datetime,
-) -> list[Handled]:
-    """Claimed timers, in due order, inside the caller's transaction."""
+) -> Committed:
+    """Claimed timers, in due order, inside the caller's transaction (committed when it is)."""
     batch = Batch(shell, db, ctx, now)
-    batch.read_for_timers(dues)
-    handled = [batch.fire(due) for due in dues]
+    batch.read_for_timers(claimed)
+    handled = [batch.fire(due) for due in claimed.dues]
     batch.write()
-    return handled
+    return Committed(handled, batch.events)
 
 
 class OutboundContractError(Exception):

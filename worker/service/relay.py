@@ -1,47 +1,65 @@
 """The outbox relay: publishes committed events with publisher confirms, then marks them sent.
 
-A crash after the broker confirmed but before the mark commits publishes the event again on the
-next run, with the same id and the same body: at least once, never zero times.
+Events reach the broker two ways. The consumer and the sweep hand the events of each transaction
+they commit to `send` right after the commit: published at once and confirmed; the consumer marks
+them sent with its next transaction (or on its own when it has nothing else to write).
+`flush` picks up what nobody sent: events of a process that died between its commit and its
+publish, or whose publish failed. It only takes events older than `LEFT_OVER_AFTER`, so it never
+races a live replica that is sending its own fresh events (which would publish them twice).
+
+Either way an event is published before it is marked: a crash in between publishes it again
+with the same id and body. At least once, never zero times.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine
 
 from worker.adapters import outbox
-from worker.adapters import tables as t
+from worker.contracts.envelope import Outgoing
 
 BATCH = 500
+LEFT_OVER_AFTER = dt.timedelta(seconds=5)  # far longer than a publish and its confirm take
 
-PublishBatch = Callable[[list[outbox.PendingEvent]], None]
+PublishBatch = Callable[[list[Outgoing]], None]
+
+
+def send(publish: PublishBatch, events: Sequence[Outgoing]) -> None:
+    """Publish events just committed, a batch at a time; `publish` returns once the broker has
+    confirmed a batch. The caller marks them sent afterwards (`mark_sent`, or with its next
+    transaction). If the publish fails they stay unsent, for `flush`."""
+    for start in range(0, len(events), BATCH):
+        publish(list(events[start : start + BATCH]))
+
+
+def mark_sent(engine: Engine, event_ids: Sequence[str], now: dt.datetime) -> None:
+    with engine.begin() as db:
+        _no_fsync_wait(db)
+        outbox.mark_sent(db, event_ids, now)
 
 
 def flush(engine: Engine, publish: PublishBatch, now: Callable[[], dt.datetime]) -> int:
-    """Publish everything pending, a batch per transaction; returns how many events went out.
-
-    `publish` returns only when the broker has confirmed the whole batch."""
+    """Publish every left-over event, a batch per transaction; returns how many went out."""
     sent = 0
     while True:
         with engine.begin() as db:
-            query = (
-                select(t.outbox.c.id, t.outbox.c.event_id, t.outbox.c.type, t.outbox.c.body)
-                .where(t.outbox.c.sent_at.is_(None))
-                .order_by(t.outbox.c.id)
-                .limit(BATCH)
-            )
-            if engine.dialect.name == "postgresql":
-                # Another replica's relay skips rows this one is publishing.
-                query = query.with_for_update(skip_locked=True)
-                # Losing this commit in a crash only means publishing the batch again, with the
-                # same ids and bodies, which at-least-once allows: no need to wait for the fsync.
-                db.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            rows = [outbox.PendingEvent(*row) for row in db.execute(query)]
+            _no_fsync_wait(db)
+            # Locked until commit: another replica's relay skips them.
+            skip = engine.dialect.name == "postgresql"
+            rows = outbox.left_over(db, now() - LEFT_OVER_AFTER, BATCH, skip_locked=skip)
             if rows:
                 publish(rows)
                 outbox.mark_sent(db, [row.id for row in rows], now())
         sent += len(rows)
         if len(rows) < BATCH:
             return sent
+
+
+def _no_fsync_wait(db: Connection) -> None:
+    # Losing a "sent" mark in a crash only means publishing the event again, with the same id
+    # and body, which at-least-once allows: no need to wait for the fsync.
+    if db.dialect.name == "postgresql":
+        db.exec_driver_sql("SET LOCAL synchronous_commit = off")
