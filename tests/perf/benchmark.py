@@ -1,7 +1,8 @@
 """The benchmark: the bare broker limit and the worker, measured in one run on the local RabbitMQ
 and PostgreSQL. Prints a table and writes the figures as JSON.
 
-    python -m tests.perf.benchmark [--messages 20000] [--registrations 1000000] [--json FILE]
+    python -m tests.perf.benchmark [--messages 20000] [--registrations 1000000] [--due 10000]
+                                   [--repeat 3] [--json FILE]
 
 Not part of the test run: it measures, it does not assert.
 """
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import amqp
 import psycopg
 from kombu import Connection, Exchange, Queue
 
@@ -93,6 +95,10 @@ class Sink:
         self.thread.start()
         self.ready.wait(30)
 
+    def arrived(self, timeout: float) -> None:
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"{self.count} of {self.expected} expected messages arrived")
+
     def _run(self) -> None:
         with Connection(self.url) as connection:
 
@@ -117,6 +123,44 @@ class Sink:
                         connection.drain_events(timeout=1)
 
 
+class Publisher:
+    """Publishes in confirm mode without waiting per message, then `confirmed` waits until the
+    broker has confirmed them all: a benchmark that loses a message on the way in would wait
+    for an event that never comes."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.channel = connection.channel()
+        self.channel.confirm_select()
+        self.channel.events["basic_ack"].add(self._acked)
+        self.channel.events["basic_nack"].add(self._nacked)
+        self.published = 0
+        self.unconfirmed: set[int] = set()
+
+    def _acked(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.unconfirmed = {t for t in self.unconfirmed if t > tag}
+        else:
+            self.unconfirmed.discard(tag)
+
+    def _nacked(self, tag: int, multiple: bool) -> None:
+        raise RuntimeError(f"the broker refused message {tag}")
+
+    def publish(self, body: bytes, exchange: str, routing_key: str) -> None:
+        message = amqp.Message(body, delivery_mode=2, content_type="application/cloudevents+json")
+        self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
+        self.published += 1
+        self.unconfirmed.add(self.published)
+
+    def confirmed(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while self.unconfirmed:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.unconfirmed)} messages not confirmed")
+            with contextlib.suppress(TimeoutError):
+                self.connection.drain_events(timeout=1)
+
+
 def publish_all(
     url: str, exchange: Exchange, bodies: list[tuple[bytes, str]], rate: float | None = None
 ) -> dict[str, float]:
@@ -124,7 +168,7 @@ def publish_all(
     Returns the publish time per CloudEvents id."""
     sent: dict[str, float] = {}
     with Connection(url) as connection:
-        producer = connection.Producer()
+        publisher = Publisher(connection)
         start = time.perf_counter()
         for index, (body, key) in enumerate(bodies):
             if rate is not None:
@@ -132,14 +176,9 @@ def publish_all(
                 while (now := time.perf_counter()) < due:
                     time.sleep(min(due - now, 0.001))
             stamp = time.perf_counter()
-            producer.publish(
-                body,
-                exchange=exchange,
-                routing_key=key,
-                delivery_mode=2,
-                content_type="application/cloudevents+json",
-            )
+            publisher.publish(body, exchange.name, key)
             sent[json.loads(body)["id"]] = stamp
+        publisher.confirmed()
     return sent
 
 
@@ -196,10 +235,11 @@ def bare(count: int, confirms: bool, size: int, queue_type: str) -> float:
         body = b"x" * size
         start = time.perf_counter()
         with Connection(url) as connection:
-            producer = connection.Producer()
+            publisher = Publisher(connection)
             for _ in range(count):
-                producer.publish(body, exchange="", routing_key="bench.in", delivery_mode=2)
-        sink.done.wait(600)
+                publisher.publish(body, "", "bench.in")
+            publisher.confirmed()
+        sink.arrived(600)
         relay.wait(60)
         return count / (sink.last - start)
     finally:
@@ -257,7 +297,7 @@ def worker_run(count: int) -> dict[str, Any]:
         inbound = Exchange("kmo.inbound", type="topic", durable=True)
         start = time.perf_counter()
         publish_all(url, inbound, mix)
-        sink.done.wait(1800)
+        sink.arrived(1800)
         elapsed = sink.last - start
         throughput = len(mix) / elapsed
         rss_after = rss_kib(worker.pid)
@@ -269,7 +309,7 @@ def worker_run(count: int) -> dict[str, Any]:
         latency_count = 2 * (len(latency_mix) // 3)
         lat_sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), latency_count)
         sent = publish_all(url, inbound, latency_mix, rate=rate)
-        lat_sink.done.wait(600)
+        lat_sink.arrived(600)
         latencies = sorted(
             (lat_sink.arrivals[i] - t) * 1000 for i, t in sent.items() if i in lat_sink.arrivals
         )
@@ -295,29 +335,38 @@ def worker_run(count: int) -> dict[str, Any]:
         drop(vhost=vhost, db=db)
 
 
-def sweep_run(registrations: int, due: int) -> dict[str, Any]:
-    """1 M registrations with their timers in PostgreSQL; an empty sweep; then `due` timers due."""
+COHORT_DAYS = 7  # the periods of one cohort of due registrations end a week after the last's
+
+
+def sweep_run(registrations: int, due: int, repeat: int) -> dict[str, Any]:
+    """1 M registrations with their timers in PostgreSQL; an empty sweep; then `repeat` sweeps
+    with `due` timers due each (cohorts of registrations whose periods end a week apart)."""
     db = fresh_database()
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
     try:
         engine = database.engine_for(url)
         database.migrate(engine)
         engine.dispose()
-        end_due = TODAY - dt.timedelta(days=1)  # these registrations' periods ended yesterday
-        load_registrations(f"{PG}/{db}", registrations, due, end_due)
+        first_end = TODAY - dt.timedelta(days=1)  # the first cohort's periods ended yesterday
+        load_registrations(f"{PG}/{db}", registrations, due, repeat, first_end)
         settings = config.Settings(database_url=url, today=TODAY)
         app = bootstrap(settings, Clock(TODAY), configure_logs=False)
         workers = settings.sweep_workers  # as the worker sweeps
-        quiet = Context(today=end_due)  # the day before: nothing is due yet
+        quiet = Context(today=first_end)  # the day before: nothing is due yet
         timings = []
         for _ in range(30):
             start = time.perf_counter()
             fired = sweeping.sweep(app.shell, quiet, app.clock, workers=workers)
             timings.append((time.perf_counter() - start) * 1000)
             assert fired == 0
-        start = time.perf_counter()
-        fired = sweeping.sweep(app.shell, Context(today=TODAY), app.clock, workers=workers)
-        seconds = time.perf_counter() - start
+        rates = []
+        for cohort in range(repeat):
+            today = TODAY + dt.timedelta(days=COHORT_DAYS * cohort)
+            start = time.perf_counter()
+            fired = sweeping.sweep(app.shell, Context(today=today), app.clock, workers=workers)
+            seconds = time.perf_counter() - start
+            assert fired == due, (fired, due)
+            rates.append(round(fired / seconds, 1))
         app.engine.dispose()
         return {
             "registrations": registrations,
@@ -327,17 +376,25 @@ def sweep_run(registrations: int, due: int) -> dict[str, Any]:
                 "max": round(max(timings), 3),
             },
             "due": due,
-            "fired": fired,
-            "fire_seconds": round(seconds, 2),
-            "timers_per_s": round(fired / seconds, 1),
+            "sweep_workers": workers,
+            "timers_per_s": statistics.median(rates),
+            "timers_per_s_runs": rates,
         }
     finally:
         drop(db=db)
 
 
-def load_registrations(dsn: str, count: int, due: int, end_due: dt.date) -> None:
-    """COPY rows that a real run would have made: registered, with period-end and notice timers."""
+def load_registrations(dsn: str, count: int, due: int, cohorts: int, first_end: dt.date) -> None:
+    """COPY rows that a real run would have made: registered, with period-end and notice timers.
+    The first `due` × `cohorts` registrations end in cohorts a week apart, their notices sent."""
     future_end = TODAY + dt.timedelta(days=900)
+    ending = due * cohorts
+
+    def end_of(i: int) -> dt.date:
+        if i <= ending:
+            return first_end + dt.timedelta(days=COHORT_DAYS * ((i - 1) // due))
+        return future_end + dt.timedelta(days=i % 900)
+
     now = dt.datetime.now(dt.UTC).isoformat()
     with psycopg.connect(dsn) as db:
         with db.cursor() as cursor:
@@ -347,7 +404,7 @@ def load_registrations(dsn: str, count: int, due: int, end_due: dt.date) -> None
                 for i in range(1, count + 1):
                     n = 10_000_000 + i
                     number = f"{n:08d}{97 - n % 97:02d}"
-                    end = end_due if i <= due else future_end + dt.timedelta(days=i % 900)
+                    end = end_of(i)
                     start = dt.date(end.year - 5, end.month, min(end.day, 28)) + dt.timedelta(
                         days=1
                     )
@@ -383,8 +440,8 @@ def load_registrations(dsn: str, count: int, due: int, end_due: dt.date) -> None
                 "COPY timers (registration_id, kind, deadline, offset_days, due_on, fired_at) FROM STDIN"
             ) as copy:
                 for i in range(1, count + 1):
-                    end = end_due if i <= due else future_end + dt.timedelta(days=i % 900)
-                    fired = now if i <= due else None  # the notices of the ending ones went out
+                    end = end_of(i)
+                    fired = now if i <= ending else None  # the notices of the ending ones went out
                     copy.write_row(
                         (i, "deadline.period_end", end, 0, end + dt.timedelta(days=1), None)
                     )
@@ -443,27 +500,43 @@ def main() -> int:
     parser.add_argument(
         "--parts", default="bare,worker,sweep", help="a subset, to re-measure one part"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each measure; the median is reported"
+    )
     args = parser.parse_args()
     size = len(worker_mix(3)[0][0])
     figures: dict[str, Any] = {
         "machine": machine(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "repeat": args.repeat,
     }
     parts = set(args.parts.split(","))
     if "bare" in parts:
         # On the worker's own queue type (quorum), and on classic queues for reference.
         for queue_type, prefix in (("quorum", "bare"), ("classic", "bare_classic")):
             for confirms, suffix in ((False, "no_confirms"), (True, "confirms")):
-                step(
-                    f"bare relay, {queue_type} queues, {suffix.replace('_', ' ')}",
-                    lambda q=queue_type, c=confirms, k=f"{prefix}_{suffix}": figures.update(
-                        {k: round(bare(args.messages, c, size, q), 1)}
-                    ),
-                )
+                runs = []
+                for run in range(args.repeat):
+                    step(f"bare relay, {queue_type} queues, {suffix.replace('_', ' ')}, {run + 1}")
+                    runs.append(round(bare(args.messages, confirms, size, queue_type), 1))
+                figures[f"{prefix}_{suffix}"] = statistics.median(runs)
+                figures[f"{prefix}_{suffix}_runs"] = runs
     if "worker" in parts:
-        step("worker", lambda: figures.update(worker=worker_run(args.messages)))
+        runs = []
+        for run in range(args.repeat):
+            step(f"worker, {run + 1}")
+            runs.append(worker_run(args.messages))
+        # The run of median throughput, and every run's figures beside it.
+        runs.sort(key=lambda r: r["msg_per_s"])
+        figures["worker"] = runs[len(runs) // 2]
+        figures["worker_runs"] = [
+            {"msg_per_s": r["msg_per_s"], "latency_ms": r["latency_ms"]} for r in runs
+        ]
     if "sweep" in parts:
-        step("timer sweep", lambda: figures.update(sweep=sweep_run(args.registrations, args.due)))
+        step(
+            "timer sweep",
+            lambda: figures.update(sweep=sweep_run(args.registrations, args.due, args.repeat)),
+        )
     if parts != {"bare", "worker", "sweep"}:
         print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
         return 0
@@ -476,41 +549,57 @@ def main() -> int:
     return 0
 
 
-def step(name: str, action: Callable[[], None]) -> None:
+def step(name: str, action: Callable[[], None] = lambda: None) -> None:
+    """Say what is being measured (on stderr), then measure it."""
     print(f"... {name}", file=sys.stderr, flush=True)
     action()
+
+
+def _spread(values: list[float], unit: str = "") -> str:
+    return f"runs {', '.join(f'{v:,.0f}' for v in sorted(values))}{unit}"
 
 
 def report(f: dict[str, Any]) -> str:
     w, s = f["worker"], f["sweep"]
     rss = w["rss_kib"]
+    lat = w["latency_ms"]
+    p99s = [r["latency_ms"]["p99"] for r in f["worker_runs"]]
     rows = [
-        ("bare relay, no confirms", f"{f['bare_no_confirms']:.0f} msg/s", "quorum queues"),
-        ("bare relay, a confirm per message", f"{f['bare_confirms']:.0f} msg/s", "quorum queues"),
+        (f"median of {f['repeat']} runs", "", ""),
         (
-            "bare relay, no confirms",
-            f"{f['bare_classic_no_confirms']:.0f} msg/s",
-            "classic queues, for reference",
+            "bare relay, no confirms, quorum queues",
+            f"{f['bare_no_confirms']:,.0f} msg/s",
+            _spread(f["bare_no_confirms_runs"]),
         ),
         (
-            "bare relay, a confirm per message",
-            f"{f['bare_classic_confirms']:.0f} msg/s",
-            "classic queues, for reference",
+            "bare relay, a confirm per message, quorum",
+            f"{f['bare_confirms']:,.0f} msg/s",
+            _spread(f["bare_confirms_runs"]),
         ),
         (
-            "worker throughput",
-            f"{w['msg_per_s']:.0f} msg/s",
-            f"{w['messages']} messages in {w['seconds']} s",
+            "bare relay, no confirms, classic queues",
+            f"{f['bare_classic_no_confirms']:,.0f} msg/s",
+            _spread(f["bare_classic_no_confirms_runs"]),
         ),
         (
-            "worker / bare (no confirms)",
+            "bare relay, a confirm per message, classic",
+            f"{f['bare_classic_confirms']:,.0f} msg/s",
+            _spread(f["bare_classic_confirms_runs"]),
+        ),
+        (
+            f"worker, {w['messages']:,} messages",
+            f"{w['msg_per_s']:,.0f} msg/s",
+            _spread([r["msg_per_s"] for r in f["worker_runs"]]),
+        ),
+        (
+            "worker / bare relay without confirms",
             f"{f['ratio_to_bare_no_confirms']:.0%}",
             f"target ≥ 50 %; {f['ratio_to_bare_classic_no_confirms']:.0%} of the classic one",
         ),
         (
-            f"latency at {w['latency_rate_msg_per_s']:.0f} msg/s",
-            f"p50 {w['latency_ms']['p50']} ms, p95 {w['latency_ms']['p95']} ms, p99 {w['latency_ms']['p99']} ms",
-            "target p99 < 25 ms",
+            f"latency at {w['latency_rate_msg_per_s']:,.0f} msg/s",
+            f"p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms",
+            f"target p99 < 25 ms; p99 {_spread(p99s, ' ms')}",
         ),
         (
             f"empty sweep, {s['registrations']:,} registrations",
@@ -518,9 +607,9 @@ def report(f: dict[str, Any]) -> str:
             "target < 5 ms",
         ),
         (
-            f"sweep with {s['due']:,} due",
-            f"{s['timers_per_s']:.0f} timers/s",
-            f"{s['fired']} fired in {s['fire_seconds']} s; target ≥ 5,000/s",
+            f"sweep, {s['due']:,} due",
+            f"{s['timers_per_s']:,.0f} timers/s",
+            f"target ≥ 5,000/s; {_spread(s['timers_per_s_runs'])}",
         ),
         (
             "worker RSS",

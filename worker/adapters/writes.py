@@ -1,10 +1,12 @@
 """Everything a batch writes, in as few round trips as the database allows.
 
-On PostgreSQL the changed registrations, fired and changed timers, history, outbox and inbox rows
-go to the server as one statement: data-modifying CTEs, each reading its rows from one JSON
-parameter with `json_to_recordset`. One parameter per table, serialised by the C JSON encoder,
-costs far less than a bind parameter per value (psycopg escapes every element of a text array in
-Python) and one round trip replaces seven. Elsewhere (SQLite) each table gets its own statement.
+On PostgreSQL the new and changed registrations, fired and changed timers, history, outbox and
+inbox rows, the registration numbers given back and the "sent" marks of events published since
+the last batch go to the server as one statement: data-modifying CTEs, each reading its rows from
+one JSON parameter with `json_to_recordset`. One parameter per table, serialised by the C JSON
+encoder, costs far less than a bind parameter per value (psycopg escapes every element of a text
+array in Python) and one round trip replaces ten. Elsewhere (SQLite) each table gets its own
+statement.
 
 Every CTE of one statement sees the same snapshot, so no two of them may touch the same row: the
 cancelled timers exclude the ones fired in this batch (a fired timer stays as a record), and the

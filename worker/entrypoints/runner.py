@@ -1,7 +1,11 @@
 """The consumer loop: deliveries in, one transaction per batch, acks; then the relay and the sweep.
 
 Deliveries are buffered by the kombu callback and handled by the loop, never inside the callback,
-so publishing (on its own connection, with confirms) never re-enters the consumer. A lost broker
+so publishing (on its own connection, with confirms) never re-enters the consumer. A batch waits
+at most `BATCH_WAIT_SECONDS` for more deliveries. The events a batch commits are published right
+after the commit; once confirmed they are marked sent with the next batch's transaction (or on
+their own after `MARK_WITHIN_SECONDS`, or when the queue is idle), and events left unsent by
+anyone are picked up by `relay.flush` once they are old enough. A lost broker
 connection ends the session; the loop reconnects with backoff, declares the topology again and
 consumes again. Deliveries not yet acked are redelivered by the broker, and the inbox makes the
 second handling a no-op where the first one had committed.
@@ -39,6 +43,7 @@ RELAY_EVERY_SECONDS = 1.0  # look for events other processes left, even when thi
 MARK_WITHIN_SECONDS = 0.5  # published events not marked by a batch by then are marked alone
 DRAIN_MORE_SECONDS = 0.001  # after a delivery, how long to wait for the next one of a batch
 BATCH_WAIT_SECONDS = 0.002  # the longest a batch stays open for more deliveries
+ARRIVED_SECONDS = 0.0001  # past that: a delivery already in the socket, not one on its way
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
 STOP_POLL_SECONDS = 0.05  # how soon a pause notices a stop request
@@ -228,13 +233,15 @@ class Runner:
         except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
             return False
         batch = self.app.settings.batch_size
-        # What is already there, and what follows within a few milliseconds, up to a batch. The
-        # bound matters at a steady rate: deliveries a millisecond apart would otherwise keep
-        # the batch open (and its first message waiting) until it is full.
+        # Up to a batch: what follows within a few milliseconds, then only what has arrived
+        # already. The bound matters at a steady rate: deliveries a millisecond apart would
+        # otherwise keep the batch open (and its first message waiting) until it is full.
         deadline = time.monotonic() + BATCH_WAIT_SECONDS
-        while len(self._buffer) < batch and (left := deadline - time.monotonic()) > 0:
+        while len(self._buffer) < batch:
+            left = deadline - time.monotonic()
+            wait = min(left, DRAIN_MORE_SECONDS) if left > 0 else ARRIVED_SECONDS
             try:
-                consuming.drain_events(timeout=min(left, DRAIN_MORE_SECONDS))
+                consuming.drain_events(timeout=wait)
             except (TimeoutError, socket.timeout):  # noqa: UP041
                 break
         return True

@@ -1,10 +1,10 @@
 """One transaction per batch of messages or timers: inbox, state, history, timers and outbox.
 
-A `Batch` reads what the batch needs in a few statements (the inbox, the registrations, locked),
-runs each message or timer through the pure core in order, keeping every registration's latest
-state in memory, and writes all effects with one statement per table. One message is a batch of
-one. Nothing here acks or publishes: the consumer acks after the commit, and the relay publishes
-what the outbox holds.
+A `Batch` reads what the batch needs (the inbox, the registrations, locked, numbers for new ones:
+`adapters.reads`), runs each message or timer through the pure core in order, keeping every
+registration's latest state in memory, and writes all effects at once (`adapters.writes`); on
+PostgreSQL that is one statement each way. One message is a batch of one. Nothing here acks or
+publishes: the consumer acks after the commit, and the relay publishes the events it returns.
 """
 
 from __future__ import annotations
