@@ -30,7 +30,7 @@ import psycopg
 from kombu import Connection, Exchange, Queue
 
 from worker import config, samples
-from worker.adapters import database
+from worker.adapters import broker, database
 from worker.bootstrap import bootstrap
 from worker.domain.model import Context
 from worker.service import sweep as sweeping
@@ -124,41 +124,19 @@ class Sink:
 
 
 class Publisher:
-    """Publishes in confirm mode without waiting per message, then `confirmed` waits until the
-    broker has confirmed them all: a benchmark that loses a message on the way in would wait
-    for an event that never comes."""
+    """Publishes in confirm mode without waiting per message (the worker's own
+    `ConfirmedBatches`), then `confirmed` waits until the broker has confirmed them all: a
+    benchmark that loses a message on the way in would wait for an event that never comes."""
 
     def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.channel = connection.channel()
-        self.channel.confirm_select()
-        self.channel.events["basic_ack"].add(self._acked)
-        self.channel.events["basic_nack"].add(self._nacked)
-        self.published = 0
-        self.unconfirmed: set[int] = set()
-
-    def _acked(self, tag: int, multiple: bool) -> None:
-        if multiple:
-            self.unconfirmed = {t for t in self.unconfirmed if t > tag}
-        else:
-            self.unconfirmed.discard(tag)
-
-    def _nacked(self, tag: int, multiple: bool) -> None:
-        raise RuntimeError(f"the broker refused message {tag}")
+        self.batches = broker.ConfirmedBatches(connection, timeout=300)
 
     def publish(self, body: bytes, exchange: str, routing_key: str) -> None:
         message = amqp.Message(body, delivery_mode=2, content_type="application/cloudevents+json")
-        self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
-        self.published += 1
-        self.unconfirmed.add(self.published)
+        self.batches.send(message, exchange, routing_key)
 
-    def confirmed(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while self.unconfirmed:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self.unconfirmed)} messages not confirmed")
-            with contextlib.suppress(TimeoutError):
-                self.connection.drain_events(timeout=1)
+    def confirmed(self) -> None:
+        self.batches.confirmed()
 
 
 def publish_all(
@@ -564,28 +542,18 @@ def report(f: dict[str, Any]) -> str:
     rss = w["rss_kib"]
     lat = w["latency_ms"]
     p99s = [r["latency_ms"]["p99"] for r in f["worker_runs"]]
+    bare_rows = [
+        (f"bare relay, {what}, {queues}", f"{f[key]:,.0f} msg/s", _spread(f[f"{key}_runs"]))
+        for key, what, queues in (
+            ("bare_no_confirms", "no confirms", "quorum queues"),
+            ("bare_confirms", "a confirm per message", "quorum"),
+            ("bare_classic_no_confirms", "no confirms", "classic queues"),
+            ("bare_classic_confirms", "a confirm per message", "classic"),
+        )
+    ]
     rows = [
         (f"median of {f['repeat']} runs", "", ""),
-        (
-            "bare relay, no confirms, quorum queues",
-            f"{f['bare_no_confirms']:,.0f} msg/s",
-            _spread(f["bare_no_confirms_runs"]),
-        ),
-        (
-            "bare relay, a confirm per message, quorum",
-            f"{f['bare_confirms']:,.0f} msg/s",
-            _spread(f["bare_confirms_runs"]),
-        ),
-        (
-            "bare relay, no confirms, classic queues",
-            f"{f['bare_classic_no_confirms']:,.0f} msg/s",
-            _spread(f["bare_classic_no_confirms_runs"]),
-        ),
-        (
-            "bare relay, a confirm per message, classic",
-            f"{f['bare_classic_confirms']:,.0f} msg/s",
-            _spread(f["bare_classic_confirms_runs"]),
-        ),
+        *bare_rows,
         (
             f"worker, {w['messages']:,} messages",
             f"{w['msg_per_s']:,.0f} msg/s",

@@ -236,7 +236,7 @@ class ConfirmedBatches:
         self._acked(delivery_tag, multiple)
 
     def publish(self, events: Sequence[tuple[str, str, str]]) -> None:
-        """(event id, type, body) for each event."""
+        """(event id, type, body) for each event; returns once the broker confirmed them all."""
         for event_id, type_name, body in events:
             message = amqp_message.Message(
                 body.encode("utf-8"),
@@ -246,11 +246,26 @@ class ConfirmedBatches:
                 message_id=event_id,
                 type=type_name,
             )
-            self.channel.basic_publish(
-                message, exchange=EVENTS.name, routing_key=type_name, mandatory=True
-            )
-            self._tag += 1
-            self._waiting.add(self._tag)
+            self.send(message, EVENTS.name, type_name, mandatory=True)
+        self.confirmed()
+
+    def send(
+        self,
+        message: amqp_message.Message,
+        exchange: str,
+        routing_key: str,
+        *,
+        mandatory: bool = False,
+    ) -> None:
+        """Publish without waiting; `confirmed` waits for this one with the others."""
+        self.channel.basic_publish(
+            message, exchange=exchange, routing_key=routing_key, mandatory=mandatory
+        )
+        self._tag += 1
+        self._waiting.add(self._tag)
+
+    def confirmed(self) -> None:
+        """Wait until the broker has confirmed everything sent; raise on a nack or timeout."""
         deadline = time.monotonic() + self.timeout
         while self._waiting:
             left = deadline - time.monotonic()
