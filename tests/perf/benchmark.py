@@ -262,13 +262,32 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return worker
 
 
-def worker_run(count: int) -> dict[str, Any]:
+def measure_latency(url: str, rate: float, offset: int) -> dict[str, Any]:
+    """Publish the mix at a fixed rate for about 15 s; latency from publish to event."""
+    mix = worker_mix(int(min(rate * 15, 15_000)), offset=offset)
+    sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), 2 * (len(mix) // 3))
+    sent = publish_all(url, Exchange("kmo.inbound", type="topic", durable=True), mix, rate=rate)
+    sink.arrived(600)
+    latencies = sorted((sink.arrivals[i] - t) * 1000 for i, t in sent.items() if i in sink.arrivals)
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "samples": len(latencies),
+        "ms": {"p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2)},
+    }
+
+
+def worker_run(count: int, more_rates: list[float]) -> dict[str, Any]:
     vhost, db = fresh_vhost(), fresh_database()
     env = worker_settings(vhost, db)
     try:
         worker = start_worker(env)
         url = env["KMO_BROKER_URL"]
         rss_before = rss_kib(worker.pid)
+        # Latency at the other rates first, in a steady state (not in the wake of the burst).
+        also = {
+            f"{r:g}": measure_latency(url, r, offset=2_000_000 + 1_000_000 * i)
+            for i, r in enumerate(more_rates)
+        }
         mix = worker_mix(count)
         expected = 2 * (len(mix) // 3)  # request_accepted and registered per registration
         sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), expected)
@@ -283,26 +302,19 @@ def worker_run(count: int) -> dict[str, Any]:
         # Latency at half the measured throughput, of the same mix over new registrations:
         # publish to event, for every message that causes one (requests and audits).
         rate = throughput / 2
-        latency_mix = worker_mix(int(min(rate * 15, 15_000)), offset=1_000_000)
-        latency_count = 2 * (len(latency_mix) // 3)
-        lat_sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), latency_count)
-        sent = publish_all(url, inbound, latency_mix, rate=rate)
-        lat_sink.arrived(600)
-        latencies = sorted(
-            (lat_sink.arrivals[i] - t) * 1000 for i, t in sent.items() if i in lat_sink.arrivals
-        )
+        latency = measure_latency(url, rate, offset=1_000_000)
         rss_end = rss_kib(worker.pid)
         worker.terminate()
         worker.wait(60)
-        q = statistics.quantiles(latencies, n=100)
         return {
             "messages": len(mix),
             "events": expected,
             "seconds": round(elapsed, 2),
             "msg_per_s": round(throughput, 1),
             "latency_rate_msg_per_s": round(rate, 1),
-            "latency_samples": len(latencies),
-            "latency_ms": {"p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2)},
+            "latency_samples": latency["samples"],
+            "latency_ms": latency["ms"],
+            "latency_at_other_rates": also,
             "rss_kib": {
                 "before": rss_before,
                 "after_throughput": rss_after,
@@ -481,6 +493,14 @@ def main() -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each measure; the median is reported"
     )
+    parser.add_argument(
+        "--latency-also-at",
+        type=float,
+        nargs="*",
+        default=[200.0],
+        metavar="MSG_PER_S",
+        help="offered rates to measure latency at, besides half the throughput",
+    )
     args = parser.parse_args()
     size = len(worker_mix(3)[0][0])
     figures: dict[str, Any] = {
@@ -503,7 +523,7 @@ def main() -> int:
         runs = []
         for run in range(args.repeat):
             step(f"worker, {run + 1}")
-            runs.append(worker_run(args.messages))
+            runs.append(worker_run(args.messages, args.latency_also_at))
         # The run of median throughput, and every run's figures beside it.
         runs.sort(key=lambda r: r["msg_per_s"])
         figures["worker"] = runs[len(runs) // 2]
@@ -568,6 +588,14 @@ def report(f: dict[str, Any]) -> str:
             f"latency at {w['latency_rate_msg_per_s']:,.0f} msg/s",
             f"p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms",
             f"target p99 < 25 ms; p99 {_spread(p99s, ' ms')}",
+        ),
+        *(
+            (
+                f"latency at {float(r):,.0f} msg/s",
+                f"p50 {m['ms']['p50']} / p95 {m['ms']['p95']} / p99 {m['ms']['p99']} ms",
+                "for comparison",
+            )
+            for r, m in w["latency_at_other_rates"].items()
         ),
         (
             f"empty sweep, {s['registrations']:,} registrations",
