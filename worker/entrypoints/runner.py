@@ -260,9 +260,12 @@ class Runner:
         while self._buffer and not self.stopping.is_set():
             batch, self._buffer[:size] = self._buffer[:size], []
             marks, self._marks = self._marks, []
-            handed = self._deliveries.handle(batch, producer, marks)
-            if not handed.marked:
-                self._marks = marks + self._marks
+            handed: deliveries.Handed | None = None
+            try:
+                handed = self._deliveries.handle(batch, producer, marks)
+            finally:
+                if handed is None or not handed.marked:  # kept for the next transaction
+                    self._marks = marks + self._marks
             self._send(handed.events)
 
     def _published(self, events: list[Outgoing]) -> None:
