@@ -30,7 +30,8 @@ def _chaos(
     for _ in range(rounds):
         if count_rows(settings, t.inbox) >= done:
             break
-        worker = WorkerProcess(settings, tmp_path)
+        # Small batches: more commits, so more moments for the kill to fall between two.
+        worker = WorkerProcess(settings, tmp_path, KMO_BATCH_SIZE="20")
         started = count_rows(settings, t.inbox)
         wait_until(
             lambda w=worker, n=started: (
@@ -40,7 +41,9 @@ def _chaos(
             "a start",
         )
         try:
-            worker.process.wait(timeout=rng.uniform(0.05, 0.5))
+            # Soon after its first commit: a worker left alone for half a second would finish
+            # a phase before the rounds run out.
+            worker.process.wait(timeout=rng.uniform(0.01, 0.15))
         except Exception:  # still running: that is the point
             worker.kill()
             kills += 1
@@ -54,7 +57,7 @@ def test_kill_minus_nine_while_messages_flow(
     day = TODAY - dt.timedelta(days=5)
     for number in PROVIDERS:
         bus.publish(s.request(s.key(number)))
-    kills = _chaos(settings, tmp_path, rounds=6, done=1000, rng=rng)
+    kills = _chaos(settings, tmp_path, rounds=10, done=1000, rng=rng)
 
     second: list[dict[str, object]] = []
     for number in PROVIDERS[:500]:
@@ -67,7 +70,7 @@ def test_kill_minus_nine_while_messages_flow(
     kills += 1
     for document in second:
         bus.publish(document)
-    kills += _chaos(settings, tmp_path, rounds=6, done=2000, rng=rng)
+    kills += _chaos(settings, tmp_path, rounds=10, done=2000, rng=rng)
 
     worker = WorkerProcess(settings, tmp_path, KMO_LOG_LEVEL="info")
     worker.wait_started()
