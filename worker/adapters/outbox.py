@@ -44,7 +44,7 @@ def mark_sent(db: Connection, event_ids: Sequence[str], now: dt.datetime) -> Non
     if not event_ids:
         return
     if db.dialect.name == "postgresql":  # one statement text whatever the count
-        db.execute(_MARK_SENT, {"now": now, "ids": json.dumps(list(event_ids))})
+        db.execute(_MARK_SENT, {"now": now, "sent": json.dumps(list(event_ids))})
     else:
         db.execute(
             update(t.outbox)
@@ -53,11 +53,13 @@ def mark_sent(db: Connection, event_ids: Sequence[str], now: dt.datetime) -> Non
         )
 
 
-_MARK_SENT = text(
+# Also a part of `writes.apply`'s one statement: the marks go along with a batch's writes.
+MARK_SENT = (
     "UPDATE outbox SET sent_at = :now"
-    " WHERE event_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))"
+    " WHERE event_id IN (SELECT json_array_elements_text(CAST(:sent AS json)))"
     " AND sent_at IS NULL"
 )
+_MARK_SENT = text(MARK_SENT)
 
 
 def outbox_backlog(db: Connection) -> int:

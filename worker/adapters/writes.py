@@ -78,10 +78,7 @@ _RETURNED = """n AS (
   WHERE number_counters.service = v.service
   RETURNING number_counters.service)"""
 
-_SENT = """s AS (
-  UPDATE outbox SET sent_at = :now
-  WHERE event_id IN (SELECT json_array_elements_text(CAST(:sent AS json))) AND sent_at IS NULL
-  RETURNING id)"""
+_SENT = f"s AS ({outbox.MARK_SENT} RETURNING id)"
 
 _UPDATE = """u AS (
   UPDATE registrations SET state = v.state, version = v.version + 1, document = v.document,
