@@ -7,6 +7,7 @@ for a publisher confirm, so confirming on the consuming connection re-enters the
 from __future__ import annotations
 
 import datetime as dt
+import select
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -126,6 +127,23 @@ def publish_inbound(producer: Producer, body: bytes, type_name: str, user_id: st
         delivery_mode=2,
         **properties,
     )
+
+
+def pending(connection: Connection) -> bool:
+    """Whether bytes from the broker are waiting to be read right now, without waiting.
+
+    A socket's own timeout cannot tell: CPython waits at least a millisecond (it rounds a
+    timeout up to whole milliseconds), so at a steady rate of more than one delivery a
+    millisecond a drain bounded by "a delivery within the timeout" never ends. A transport
+    without a socket (the embedded one) answers True: its drain polls with its own timeout."""
+    transport = getattr(connection.connection, "transport", None)
+    sock = getattr(transport, "sock", None)
+    if sock is None:
+        return True
+    if getattr(transport, "_read_buffer", b""):  # part of a frame, read already
+        return True
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
 
 
 # Errors after which a new connection may succeed: the broker went away or closed the channel.

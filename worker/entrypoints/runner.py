@@ -43,7 +43,7 @@ RELAY_EVERY_SECONDS = 1.0  # look for events other processes left, even when thi
 MARK_WITHIN_SECONDS = 0.5  # published events not marked by a batch by then are marked alone
 DRAIN_MORE_SECONDS = 0.001  # after a delivery, how long to wait for the next one of a batch
 BATCH_WAIT_SECONDS = 0.002  # the longest a batch stays open for more deliveries
-ARRIVED_SECONDS = 0.0001  # past that: a delivery already in the socket, not one on its way
+ARRIVED_SECONDS = 0.001  # past that: the rest of a delivery whose first bytes are here
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
 STOP_POLL_SECONDS = 0.05  # how soon a pause notices a stop request
@@ -239,6 +239,8 @@ class Runner:
         deadline = time.monotonic() + BATCH_WAIT_SECONDS
         while len(self._buffer) < batch:
             left = deadline - time.monotonic()
+            if left <= 0 and not broker.pending(consuming):
+                break
             wait = min(left, DRAIN_MORE_SECONDS) if left > 0 else ARRIVED_SECONDS
             try:
                 consuming.drain_events(timeout=wait)
