@@ -138,3 +138,21 @@ def test_sigterm_finishes_the_message_in_hand_and_exits_zero(
     rest = WorkerProcess(settings, tmp_path, "--until-idle")
     assert rest.wait() == 0
     _check_all_registered(settings, bus)
+
+
+def test_an_idle_worker_keeps_its_broker_connections(
+    settings: config.Settings, bus: Bus, tmp_path: Path
+) -> None:
+    """RabbitMQ closes a connection that says nothing for two heartbeat intervals; py-amqp
+    sends heartbeats only when asked. With 1 s heartbeats, 6 idle seconds are enough to lose
+    every connection of a worker that does not ask."""
+    worker = WorkerProcess(settings, tmp_path, KMO_HEARTBEAT_SECONDS="1", KMO_LOG_LEVEL="info")
+    try:
+        worker.wait_started()
+        time.sleep(6)
+        bus.publish(s.request(s.key(PROVIDERS[0])))
+        wait_until(lambda: len(bus.events()) == 1, 30, "the request's decision")
+        assert '"broker_connection_lost"' not in worker.log()
+        assert worker.log().count('"worker_started"') == 1
+    finally:
+        assert worker.terminate() == 0

@@ -30,6 +30,7 @@ EVENTS = Exchange("kmo.events", type="topic", durable=True)
 DEAD_LETTER = Exchange("kmo.dead-letter", type="topic", durable=True)
 DEAD_LETTER_QUEUE = "kmo.dead-letter"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+KEEP_ALIVE_READ_SECONDS = 0.001  # a frame whose first bytes have arrived: the rest is near
 EMBEDDED_POLL_SECONDS = 0.05  # the filesystem transport polls its folder; keep latency low
 
 
@@ -144,6 +145,20 @@ def pending(connection: Connection) -> bool:
         return True
     readable, _, _ = select.select([sock], [], [], 0)
     return bool(readable)
+
+
+def keep_alive(connection: Connection) -> None:
+    """Heartbeats both ways on an AMQP connection: read what the broker sent meanwhile (its
+    heartbeats among it; deliveries go to their consumer's callback) without waiting, then send
+    one if it is due. py-amqp does neither by itself, and RabbitMQ closes a connection that has said
+    nothing for two heartbeat intervals: an idle worker's connections were reset every minute or
+    so. Raises (recoverable) when the broker's own heartbeats have stopped coming."""
+    while pending(connection):
+        try:
+            connection.drain_events(timeout=KEEP_ALIVE_READ_SECONDS)
+        except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
+            break
+    connection.heartbeat_check()
 
 
 # Errors after which a new connection may succeed: the broker went away or closed the channel.

@@ -82,6 +82,7 @@ class Runner:
         self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
         self._marks_since = 0.0
         self._publish: Callable[[list[Outgoing]], object] = self._not_connected
+        self._keep_alive: Callable[[], None] = lambda: None
         self._last_stats = 0.0
         self._last_states = 0.0
         self.health = health.Health(
@@ -165,6 +166,12 @@ class Runner:
                 on_message=self._buffer.append,
                 prefetch_count=settings.prefetch,
             )
+            # Heartbeats: py-amqp sends them only when asked, on every connection.
+            self._keep_alive = (
+                (lambda: None)
+                if settings.is_embedded_broker
+                else lambda: self._heartbeats(consuming, publishing, relaying)
+            )
             with consumer:
                 self._connected(True)
                 log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
@@ -175,6 +182,7 @@ class Runner:
     def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
         while not self.stopping.is_set():
             self.health.beat()
+            self._keep_alive()
             waited_in_vain = not self._drain(consuming)
             self._handle_buffer(producer)
             now = time.monotonic()
@@ -187,6 +195,11 @@ class Runner:
                 fired = self._sweep()
                 if not fired and until_idle and waited_in_vain and self._idle(consuming):
                     return
+
+    @staticmethod
+    def _heartbeats(*connections: Connection) -> None:
+        for connection in connections:
+            broker.keep_alive(connection)
 
     def _connected(self, up: bool) -> None:
         self.health.broker_connected = up
@@ -287,6 +300,10 @@ class Runner:
                 self._marks_since = time.monotonic()
             self._marks += [event.id for event in events]
 
+    def _sweep_sent(self, events: list[Outgoing]) -> None:
+        self._send(events)
+        self._keep_alive()  # a sweep of a million timers takes minutes: no silence that long
+
     def _mark_sent(self) -> None:
         """Mark on their own what no batch took along. Lost marks (a crash, the database
         away) only mean that `_flush` publishes those events again, same ids and bodies."""
@@ -337,7 +354,7 @@ class Runner:
                 self.app.context(),
                 self.app.clock,
                 fired,
-                self._send,
+                self._sweep_sent,
                 workers=self.app.settings.sweep_workers,
             )
         except SQLAlchemyError as error:
