@@ -78,8 +78,14 @@ def test_metrics_show_what_happened(
         _, now = get(port, "/metrics")
         return sample(now, name, **labels) - sample(before, name, **labels)
 
+    # Dead-lettering happens before the batch's transaction, publishing after it: wait for all.
     wait_until(
-        lambda: grew("kmo_messages_dead_lettered_total", reason="not_json") == 1, 30, "metrics"
+        lambda: grew("kmo_messages_dead_lettered_total", reason="not_json") == 1
+        and grew("kmo_message_handling_seconds_count") >= 3
+        and grew("kmo_events_published_total", type="decision.refused") >= 1
+        and grew("kmo_events_published_total", type="decision.request_accepted") >= 1,
+        30,
+        "metrics",
     )
     assert (
         grew("kmo_messages_consumed_total", type="registration.requested", outcome="handled") == 2
