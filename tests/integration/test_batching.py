@@ -1,14 +1,19 @@
-"""`broker.pending` on a real py-amqp connection: the loop's "has a delivery arrived already?"
-(the loop's use of it is tested in tests/unit/test_drain.py). Were a kombu or py-amqp release to
-move the socket, `pending` would answer True always and batches would follow a steady stream
-again, silently; this test would fail instead."""
+"""The broker adapter's pieces of the consumer loop, on the real RabbitMQ.
+
+`broker.pending`: "has a delivery arrived already?" (the loop's use of it is tested in
+tests/unit/test_drain.py). Were a kombu or py-amqp release to move the socket, `pending` would
+answer True always and batches would follow a steady stream again, silently; the first test
+would fail instead. `ConfirmedBatches.send_events` and `collect`: events published without
+waiting, handed back once the broker confirmed them, never when it refused them."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
-from kombu import Connection
+from amqp.exceptions import MessageNacked
+from kombu import Connection, Queue
 from kombu.messaging import Consumer
 
 from tests.conftest import Bus
@@ -16,6 +21,7 @@ from worker import config
 from worker import samples as s
 from worker.adapters import broker
 from worker.bootstrap import bootstrap
+from worker.contracts.envelope import Outgoing
 from worker.entrypoints.runner import Runner
 
 pytestmark = pytest.mark.integration
@@ -50,3 +56,64 @@ def test_pending_tells_whether_a_delivery_waits_without_waiting(
         assert len(runner._buffer) == 1
         assert broker.pending(connection) is False
     runner.app.engine.dispose()
+
+
+def _events(count: int, first: int = 0) -> list[Outgoing]:
+    return [
+        Outgoing(f"event-{i}", "decision.registered", json.dumps({"n": i}))
+        for i in range(first, first + count)
+    ]
+
+
+def _collect_until(batches: broker.ConfirmedBatches, count: int) -> list[Outgoing]:
+    confirmed: list[Outgoing] = []
+    deadline = time.monotonic() + 10
+    while len(confirmed) < count and time.monotonic() < deadline:
+        confirmed += batches.collect()
+        time.sleep(0.001)
+    return confirmed
+
+
+def test_events_sent_without_waiting_are_collected_once_confirmed(
+    settings: config.Settings, bus: Bus
+) -> None:
+    with broker.connect(settings) as connection:
+        batches = broker.ConfirmedBatches(connection)
+        batches.send_events(_events(300))
+        batches.publish(_events(2, first=300))  # waits: for these and all sent before
+        assert [e.id for e in batches.collect()] == [f"event-{i}" for i in range(300)]
+        assert batches.collect() == []  # each confirmed event is handed out once
+        batches.send_events(_events(5, first=400))
+        assert [e.id for e in _collect_until(batches, 5)] == [f"event-{i}" for i in range(400, 405)]
+    assert bus.depth("test.all-events") == 307
+
+
+def test_a_refused_event_is_not_collected_and_the_refusal_raises(
+    settings: config.Settings, bus: Bus
+) -> None:
+    """A queue that takes one message and refuses more (reject-publish): the broker nacks."""
+    with broker.connect(settings) as connection:
+        Queue(
+            "test.full",
+            exchange=broker.EVENTS,
+            routing_key="decision.#",
+            durable=True,
+            queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"},
+        )(connection.default_channel).declare()
+        batches = broker.ConfirmedBatches(connection)
+        batches.send_events(_events(3))
+        confirmed: list[Outgoing] = []
+
+        def collect_for_ten_seconds() -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                confirmed.extend(batches.collect())
+
+        with pytest.raises(MessageNacked):
+            collect_for_ten_seconds()
+        # The first one fitted and is confirmed (its confirm may come after the refusals: the
+        # other queues are quorum queues); the other two are never handed out.
+        confirmed += _collect_until(batches, 1 - len(confirmed))
+        assert [e.id for e in confirmed] == ["event-0"]
+        time.sleep(0.2)
+        assert batches.collect() == []

@@ -24,6 +24,7 @@ from kombu.messaging import Producer
 from worker import __version__
 from worker.adapters import embedded
 from worker.config import Settings
+from worker.contracts.envelope import Outgoing
 
 INBOUND = Exchange("kmo.inbound", type="topic", durable=True)
 EVENTS = Exchange("kmo.events", type="topic", durable=True)
@@ -234,13 +235,14 @@ def take_all(connection: Connection, queue_name: str) -> list[bytes]:
 
 
 class ConfirmedBatches:
-    """Publishes events a batch at a time on a channel in confirm mode, then waits until the
-    broker has confirmed every one of them: one round trip per batch, not per event.
+    """Publishes events on a channel in confirm mode without waiting per message: one round
+    trip per batch (`publish`), or none at all (`send_events`, whose confirms are picked up
+    later with `collect`).
 
     py-amqp with `confirm_publish` waits after every message; here the channel is put in
-    confirm mode by hand and the acks (possibly `multiple`) are collected by callbacks while the
-    connection is drained. A nack, a timeout or a lost connection raises: the caller's
-    transaction is rolled back and the events stay in the outbox to be published again.
+    confirm mode by hand and the acks (possibly `multiple`) are collected by callbacks whenever
+    the connection is read. A nack, a confirm overdue by `timeout` or a lost connection raises:
+    the events it concerns stay unmarked in the outbox, to be published again.
     """
 
     def __init__(
@@ -255,32 +257,40 @@ class ConfirmedBatches:
         if on_return is not None:
             self.channel.events["basic_return"].add(on_return)
         self._tag = 0
-        self._waiting: set[int] = set()
+        # Delivery tag -> the event sent with `send_events` (None for any other message) and
+        # when it was sent; in tag order.
+        self._waiting: dict[int, tuple[Outgoing | None, float]] = {}
+        self._confirmed: list[Outgoing] = []
         self._refused = False
 
     def _acked(self, delivery_tag: int, multiple: bool) -> None:
+        tags = [delivery_tag] if not multiple else []
         if multiple:
-            self._waiting = {tag for tag in self._waiting if tag > delivery_tag}
-        else:
-            self._waiting.discard(delivery_tag)
+            for tag in self._waiting:
+                if tag > delivery_tag:
+                    break
+                tags.append(tag)
+        for tag in tags:
+            event, _sent_at = self._waiting.pop(tag, (None, 0.0))
+            if event is not None:
+                self._confirmed.append(event)
 
     def _nacked(self, delivery_tag: int, multiple: bool) -> None:
         self._refused = True
+        before = list(self._confirmed)
         self._acked(delivery_tag, multiple)
+        self._confirmed = before  # refused: not confirmed, they stay unmarked
 
-    def publish(self, events: Sequence[tuple[str, str, str]]) -> None:
-        """(event id, type, body) for each event; returns once the broker confirmed them all."""
-        for event_id, type_name, body in events:
-            message = amqp_message.Message(
-                body.encode("utf-8"),
-                content_type=CLOUDEVENTS_JSON,
-                content_encoding="utf-8",
-                delivery_mode=2,
-                message_id=event_id,
-                type=type_name,
-            )
-            self.send(message, EVENTS.name, type_name, mandatory=True)
+    def publish(self, events: Sequence[Outgoing]) -> None:
+        """Returns once the broker confirmed them all (and whatever was sent before)."""
+        for event in events:
+            self.send(_event_message(event), EVENTS.name, event.type, mandatory=True)
         self.confirmed()
+
+    def send_events(self, events: Sequence[Outgoing]) -> None:
+        """Publish without waiting; `collect` returns them once the broker has confirmed them."""
+        for event in events:
+            self.send(_event_message(event), EVENTS.name, event.type, mandatory=True, event=event)
 
     def send(
         self,
@@ -289,13 +299,31 @@ class ConfirmedBatches:
         routing_key: str,
         *,
         mandatory: bool = False,
+        event: Outgoing | None = None,
     ) -> None:
         """Publish without waiting; `confirmed` waits for this one with the others."""
         self.channel.basic_publish(
             message, exchange=exchange, routing_key=routing_key, mandatory=mandatory
         )
         self._tag += 1
-        self._waiting.add(self._tag)
+        self._waiting[self._tag] = (event, time.monotonic())
+
+    def collect(self) -> list[Outgoing]:
+        """The events of `send_events` confirmed since the last call, reading whatever confirms
+        have arrived without waiting for more. Raises on a nack, or once the oldest unconfirmed
+        message has waited `timeout`."""
+        while self._waiting and pending(self.connection):
+            try:
+                self.connection.drain_events(timeout=KEEP_ALIVE_READ_SECONDS)
+            except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
+                break
+        self._check_refused()
+        if self._waiting:
+            _event, oldest = next(iter(self._waiting.values()))
+            if time.monotonic() - oldest > self.timeout:
+                raise TimeoutError(f"{len(self._waiting)} publisher confirms did not come")
+        confirmed, self._confirmed = self._confirmed, []
+        return confirmed
 
     def confirmed(self) -> None:
         """Wait until the broker has confirmed everything sent; raise on a nack or timeout."""
@@ -308,6 +336,44 @@ class ConfirmedBatches:
                 self.connection.drain_events(timeout=left)
             except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
                 continue
+        self._check_refused()
+
+    def _check_refused(self) -> None:
         if self._refused:
             self._refused = False
             raise amqp_errors.MessageNacked("the broker refused an event")
+
+
+def _event_message(event: Outgoing) -> amqp_message.Message:
+    return amqp_message.Message(
+        event.body.encode("utf-8"),
+        content_type=CLOUDEVENTS_JSON,
+        content_encoding="utf-8",
+        delivery_mode=2,
+        message_id=event.id,
+        type=event.type,
+    )
+
+
+class Unconfirmed:
+    """`ConfirmedBatches`' stand-in on the embedded transport, which has no confirms: an event
+    counts as confirmed once the transport took it."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self._confirmed: list[Outgoing] = []
+
+    def publish(self, events: Sequence[Outgoing]) -> None:
+        for event in events:
+            publish_event(self.producer, event.id, event.type, event.body)
+
+    def send_events(self, events: Sequence[Outgoing]) -> None:
+        self.publish(events)
+        self._confirmed += events
+
+    def collect(self) -> list[Outgoing]:
+        confirmed, self._confirmed = self._confirmed, []
+        return confirmed
+
+    def confirmed(self) -> None:
+        pass

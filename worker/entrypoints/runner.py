@@ -3,9 +3,10 @@
 Deliveries are buffered by the kombu callback and handled by the loop, never inside the callback,
 so publishing (on its own connection, with confirms) never re-enters the consumer. A batch waits
 at most `BATCH_WAIT_SECONDS` for more deliveries. The events a batch commits are published right
-after the commit; once confirmed they are marked sent with the next batch's transaction (or on
-their own after `MARK_WITHIN_SECONDS`, or when the queue is idle), and events left unsent by
-anyone are picked up by `relay.flush` once they are old enough. A lost broker
+after the commit without waiting for the broker's confirms: those are collected as they arrive,
+while the next batch is in hand, and the confirmed events are marked sent with the next batch's
+transaction (or on their own after `MARK_WITHIN_SECONDS`, or when the queue is idle). Events left
+unsent by anyone are picked up by `relay.flush` once they are old enough. A lost broker
 connection ends the session; the loop reconnects with backoff, declares the topology again and
 consumes again. Deliveries not yet acked are redelivered by the broker, and the inbox makes the
 second handling a no-op where the first one had committed.
@@ -81,7 +82,7 @@ class Runner:
         self._last_relay = 0.0
         self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
         self._marks_since = 0.0
-        self._publish: Callable[[list[Outgoing]], object] = self._not_connected
+        self._outgoing: broker.ConfirmedBatches | broker.Unconfirmed | None = None
         self._keep_alive: Callable[[], None] = lambda: None
         self._last_stats = 0.0
         self._last_states = 0.0
@@ -152,14 +153,9 @@ class Runner:
             producer = Producer(publishing.default_channel)  # dead letters, one confirm each
             if settings.is_embedded_broker:
                 # No confirms and no returns on the embedded transport: publish one by one.
-                def publish(events: list[Outgoing]) -> None:
-                    for event in events:
-                        broker.publish_event(producer, event.id, event.type, event.body)
-
-                self._publish = publish
+                self._outgoing = broker.Unconfirmed(producer)
             else:
-                batches = broker.ConfirmedBatches(relaying, on_return=self._returned)
-                self._publish = batches.publish
+                self._outgoing = broker.ConfirmedBatches(relaying, on_return=self._returned)
             consumer = Consumer(
                 consuming.default_channel,
                 queues=[topo.inbound],
@@ -172,11 +168,14 @@ class Runner:
                 if settings.is_embedded_broker
                 else lambda: self._heartbeats(consuming, publishing, relaying)
             )
-            with consumer:
-                self._connected(True)
-                log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
-                self._loop(consuming, producer, until_idle)
-            self._drain_outbox()
+            try:
+                with consumer:
+                    self._connected(True)
+                    log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
+                    self._loop(consuming, producer, until_idle)
+                self._drain_outbox()
+            finally:
+                self._outgoing = None  # what it did not confirm stays unmarked, for `_flush`
             self._connected(False)
 
     def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
@@ -185,6 +184,9 @@ class Runner:
             self._keep_alive()
             waited_in_vain = not self._drain(consuming)
             self._handle_buffer(producer)
+            if waited_in_vain:  # nothing else to do: wait for the confirms, mark at once
+                self._outgoing_now().confirmed()
+            self._collect()
             now = time.monotonic()
             if waited_in_vain or now - self._marks_since >= MARK_WITHIN_SECONDS:
                 self._mark_sent()
@@ -235,9 +237,10 @@ class Runner:
         m.TIMERS_DUE.set(due)
         m.TIMERS_OVERDUE.set(overdue)
 
-    @staticmethod
-    def _not_connected(_events: list[Outgoing]) -> None:
-        raise ConnectionError("no broker session: events stay in the outbox")
+    def _outgoing_now(self) -> broker.ConfirmedBatches | broker.Unconfirmed:
+        if self._outgoing is None:
+            raise ConnectionError("no broker session: events stay in the outbox")
+        return self._outgoing
 
     def _drain(self, consuming: Connection) -> bool:
         """Wait for a delivery, then take whatever else is already there, up to a batch."""
@@ -274,6 +277,7 @@ class Runner:
         size = self.app.settings.batch_size
         while self._buffer and not self.stopping.is_set():
             batch, self._buffer[:size] = self._buffer[:size], []
+            self._collect()  # what the broker has confirmed by now goes with this batch
             marks, self._marks = self._marks, []
             handed: deliveries.Handed | None = None
             try:
@@ -284,21 +288,34 @@ class Runner:
             self._send(handed.events)
 
     def _published(self, events: list[Outgoing]) -> None:
-        """Publish, confirmed, and count."""
-        self._publish(events)
+        """Publish and wait for the confirms (left-over events: `relay.flush` marks them)."""
+        self._outgoing_now().publish(events)
+        self._count(events)
+
+    def _send(self, events: list[Outgoing]) -> None:
+        """The events a transaction has just committed: published at once, without waiting for
+        the broker's confirms, which `_collect` picks up later (the wait overlaps the next
+        batch). A broker failure propagates (the session reconnects); the events stay in the
+        outbox for `_flush`."""
+        if events:
+            self._outgoing_now().send_events(events)
+
+    def _collect(self) -> None:
+        """Confirmed events, to be marked sent with the next transaction."""
+        if self._outgoing is None:
+            return
+        confirmed = self._outgoing.collect()
+        if confirmed:
+            if not self._marks:
+                self._marks_since = time.monotonic()
+            self._marks += [event.id for event in confirmed]
+            self._count(confirmed)
+
+    @staticmethod
+    def _count(events: list[Outgoing]) -> None:
         for event in events:
             m.EVENTS_PUBLISHED.labels(event.type).inc()
         m.LAST_PUBLISH.set(time.time())
-
-    def _send(self, events: list[Outgoing]) -> None:
-        """The events a transaction has just committed, published at once and marked sent with
-        the next transaction. A broker failure propagates (the session reconnects); the events
-        stay in the outbox for `_flush`."""
-        if events:
-            relay.send(self._published, events)
-            if not self._marks:
-                self._marks_since = time.monotonic()
-            self._marks += [event.id for event in events]
 
     def _sweep_sent(self, events: list[Outgoing]) -> None:
         self._send(events)
@@ -330,8 +347,10 @@ class Runner:
             return 0
 
     def _drain_outbox(self) -> None:
-        """On the way out: mark what was sent, publish what is left over, within the grace
-        period."""
+        """On the way out: wait for the confirms, mark what was sent, publish what is left over,
+        within the grace period."""
+        self._outgoing_now().confirmed()
+        self._collect()
         self._mark_sent()
         deadline = time.monotonic() + self.app.settings.shutdown_grace_seconds
         while time.monotonic() < deadline and self._flush():

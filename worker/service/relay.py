@@ -1,8 +1,9 @@
 """The outbox relay: publishes committed events with publisher confirms, then marks them sent.
 
-Events reach the broker two ways. The consumer and the sweep hand the events of each transaction
-they commit to `send` right after the commit: published at once and confirmed; the consumer marks
-them sent with its next transaction (or on its own when it has nothing else to write).
+Events reach the broker two ways. The consumer and the sweep publish the events of each
+transaction they commit right after the commit, without waiting for the broker's confirms
+(`broker.ConfirmedBatches.send_events`); the consumer collects the confirms as they come and marks
+those events sent with its next transaction (`mark_sent` when it has nothing else to write).
 `flush` picks up what nobody sent: events of a process that died between its commit and its
 publish, or whose publish failed. It only takes events older than `LEFT_OVER_AFTER`, so it never
 races a live replica that is sending its own fresh events (which would publish them twice).
@@ -25,14 +26,6 @@ BATCH = 500
 LEFT_OVER_AFTER = dt.timedelta(seconds=5)  # far longer than a publish and its confirm take
 
 PublishBatch = Callable[[list[Outgoing]], None]
-
-
-def send(publish: PublishBatch, events: Sequence[Outgoing]) -> None:
-    """Publish events just committed, a batch at a time; `publish` returns once the broker has
-    confirmed a batch. The caller marks them sent afterwards (`mark_sent`, or with its next
-    transaction). If the publish fails they stay unsent, for `flush`."""
-    for start in range(0, len(events), BATCH):
-        publish(list(events[start : start + BATCH]))
 
 
 def mark_sent(engine: Engine, event_ids: Sequence[str], now: dt.datetime) -> None:
