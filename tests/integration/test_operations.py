@@ -80,10 +80,12 @@ def test_metrics_show_what_happened(
 
     # Dead-lettering happens before the batch's transaction, publishing after it: wait for all.
     wait_until(
-        lambda: grew("kmo_messages_dead_lettered_total", reason="not_json") == 1
-        and grew("kmo_message_handling_seconds_count") >= 3
-        and grew("kmo_events_published_total", type="decision.refused") >= 1
-        and grew("kmo_events_published_total", type="decision.request_accepted") >= 1,
+        lambda: (
+            grew("kmo_messages_dead_lettered_total", reason="not_json") == 1
+            and grew("kmo_message_handling_seconds_count") >= 3
+            and grew("kmo_events_published_total", type="decision.refused") >= 1
+            and grew("kmo_events_published_total", type="decision.request_accepted") >= 1
+        ),
         30,
         "metrics",
     )
