@@ -1,6 +1,5 @@
-"""How the consumer loop gathers a batch from a steady stream: what follows within the batch's
-few milliseconds, then only what has already arrived. A socket's own timeout cannot say "already
-arrived": CPython rounds it up to a whole millisecond, so at more than a delivery a millisecond a
+"""How the consumer loop gathers a batch from a steady stream: what has already arrived, no more.
+A socket's own timeout cannot say "already arrived": CPython rounds it up to a whole millisecond, so at more than a delivery a millisecond a
 loop that drains "whatever comes within 0.1 ms" follows the stream until the batch is full, and
 the batch's first message waits all that time (seen in the benchmark: 50 ms and more at 1,100
 msg/s). The stand-in connection below delivers over a real socket pair, a byte per delivery."""
@@ -71,8 +70,8 @@ def test_a_batch_takes_what_has_arrived_and_does_not_follow_a_steady_stream(
         assert runner._drain(stream) is True  # type: ignore[arg-type]
         took = time.monotonic() - started
     taken = len(runner._buffer)
-    # ~40 waiting, then ~4 within the batch's 2 ms; a drain that followed the stream would take
-    # one every 0.5 ms until 5,000 (2.5 s).
+    # ~40 waiting; a drain that followed the stream would take one every 0.5 ms until 5,000
+    # (2.5 s).
     assert 5 <= taken < 500
     assert took < 0.25
     runner.app.engine.dispose()
