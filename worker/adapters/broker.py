@@ -7,6 +7,7 @@ for a publisher confirm, so confirming on the consuming connection re-enters the
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import select
 import socket
 import time
@@ -263,23 +264,20 @@ class ConfirmedBatches:
         self._confirmed: list[Outgoing] = []
         self._refused = False
 
-    def _acked(self, delivery_tag: int, multiple: bool) -> None:
-        tags = [delivery_tag] if not multiple else []
+    def _settled(self, delivery_tag: int, multiple: bool) -> list[Outgoing]:
+        """Forget the messages an ack or nack settles; the events among them."""
+        tags = [delivery_tag]
         if multiple:
-            for tag in self._waiting:
-                if tag > delivery_tag:
-                    break
-                tags.append(tag)
-        for tag in tags:
-            event, _sent_at = self._waiting.pop(tag, (None, 0.0))
-            if event is not None:
-                self._confirmed.append(event)
+            tags = list(itertools.takewhile(lambda tag: tag <= delivery_tag, self._waiting))
+        settled = (self._waiting.pop(tag, (None, 0.0))[0] for tag in tags)
+        return [event for event in settled if event is not None]
+
+    def _acked(self, delivery_tag: int, multiple: bool) -> None:
+        self._confirmed += self._settled(delivery_tag, multiple)
 
     def _nacked(self, delivery_tag: int, multiple: bool) -> None:
         self._refused = True
-        before = list(self._confirmed)
-        self._acked(delivery_tag, multiple)
-        self._confirmed = before  # refused: not confirmed, they stay unmarked
+        self._settled(delivery_tag, multiple)  # not confirmed: they stay unmarked
 
     def publish(self, events: Sequence[Outgoing]) -> None:
         """Returns once the broker confirmed them all (and whatever was sent before)."""

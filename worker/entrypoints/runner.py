@@ -241,11 +241,16 @@ class Runner:
         return self._outgoing
 
     def _drain(self, consuming: Connection) -> bool:
-        """Wait for a delivery, then take whatever else is already there, up to a batch."""
-        try:
-            consuming.drain_events(timeout=POLL_SECONDS)
-        except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
-            return False
+        """Wait for a delivery unless some are in hand already, then take whatever else is
+        already there, up to a batch. (Deliveries get into the buffer elsewhere too: reading
+        a connection for its heartbeats reads its deliveries. Waiting for one more with the
+        whole prefetch window in hand would wait for nothing: the broker sends no more until
+        the batch is acked.)"""
+        if not self._buffer:
+            try:
+                consuming.drain_events(timeout=POLL_SECONDS)
+            except (TimeoutError, socket.timeout):  # noqa: UP041 - transports raise either
+                return False
         batch = self.app.settings.batch_size
         # Up to a batch of what has arrived already, without waiting for more. Under load, what
         # arrived while the last batch was in hand makes the next batch; at a steady rate, any
