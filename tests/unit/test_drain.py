@@ -66,14 +66,11 @@ def test_a_batch_takes_what_has_arrived_and_does_not_follow_a_steady_stream(
     runner = running.Runner(bootstrap(settings))
     with SteadyStream(runner._buffer.append, gap=0.0005) as stream:
         time.sleep(0.02)  # a few deliveries wait already
-        started = time.monotonic()
         assert runner._drain(stream) is True  # type: ignore[arg-type]
-        took = time.monotonic() - started
     taken = len(runner._buffer)
     # ~40 waiting; a drain that followed the stream would take one every 0.5 ms until 5,000
     # (2.5 s).
     assert 5 <= taken < 500
-    assert took < 0.25
     runner.app.engine.dispose()
 
 

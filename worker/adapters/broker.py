@@ -320,6 +320,11 @@ class ConfirmedBatches:
             _event, oldest = next(iter(self._waiting.values()))
             if time.monotonic() - oldest > self.timeout:
                 raise TimeoutError(f"{len(self._waiting)} publisher confirms did not come")
+        return self.collected()
+
+    def collected(self) -> list[Outgoing]:
+        """The events confirmed so far and not yet handed out, without reading the connection
+        (which may be gone: what the broker confirmed before it went away stays confirmed)."""
         confirmed, self._confirmed = self._confirmed, []
         return confirmed
 
@@ -370,6 +375,9 @@ class Unconfirmed:
         self._confirmed += events
 
     def collect(self) -> list[Outgoing]:
+        return self.collected()
+
+    def collected(self) -> list[Outgoing]:
         confirmed, self._confirmed = self._confirmed, []
         return confirmed
 

@@ -173,6 +173,8 @@ class Runner:
                     self._loop(consuming, producer, until_idle)
                 self._drain_outbox()
             finally:
+                if self._outgoing is not None:  # confirmed before the session ended: marked
+                    self._confirmed(self._outgoing.collected())
                 self._outgoing = None  # what it did not confirm stays unmarked, for `_flush`
             self._connected(False)
 
@@ -302,9 +304,11 @@ class Runner:
 
     def _collect(self) -> None:
         """Confirmed events, to be marked sent with the next transaction."""
-        if self._outgoing is None:
-            return
-        confirmed = self._outgoing.collect()
+        if self._outgoing is not None:
+            self._confirmed(self._outgoing.collect())
+
+    def _confirmed(self, confirmed: list[Outgoing]) -> None:
+        """Events the broker confirmed: counted, and marked sent with the next transaction."""
         if confirmed:
             if not self._marks:
                 self._marks_since = time.monotonic()
