@@ -501,7 +501,7 @@ def main() -> int:
         "--latency-also-at",
         type=float,
         nargs="*",
-        default=[200.0],
+        default=[200.0, 500.0, 800.0],
         metavar="MSG_PER_S",
         help="offered rates to measure latency at, besides half the throughput",
     )
