@@ -19,7 +19,7 @@ from kombu.messaging import Consumer
 from tests.conftest import Bus
 from worker import config
 from worker import samples as s
-from worker.adapters import broker
+from worker.adapters import broker, confirms
 from worker.bootstrap import bootstrap
 from worker.contracts.envelope import Outgoing
 from worker.entrypoints.runner import Runner
@@ -62,7 +62,7 @@ def _events(count: int, first: int = 0) -> list[Outgoing]:
     ]
 
 
-def _collect_until(batches: broker.ConfirmedBatches, count: int) -> list[Outgoing]:
+def _collect_until(batches: confirms.ConfirmedBatches, count: int) -> list[Outgoing]:
     confirmed: list[Outgoing] = []
     deadline = time.monotonic() + 10
     while len(confirmed) < count and time.monotonic() < deadline:
@@ -75,7 +75,7 @@ def test_events_sent_without_waiting_are_collected_once_confirmed(
     settings: config.Settings, bus: Bus
 ) -> None:
     with broker.connect(settings) as connection:
-        batches = broker.ConfirmedBatches(connection)
+        batches = confirms.ConfirmedBatches(connection)
         batches.send_events(_events(300))
         batches.publish(_events(2, first=300))  # waits: for these and all sent before
         assert [e.id for e in batches.collect()] == [f"event-{i}" for i in range(300)]
@@ -97,7 +97,7 @@ def test_a_refused_event_is_not_collected_and_the_refusal_raises(
             durable=True,
             queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"},
         )(connection.default_channel).declare()
-        batches = broker.ConfirmedBatches(connection)
+        batches = confirms.ConfirmedBatches(connection)
         batches.send_events(_events(3))
         confirmed: list[Outgoing] = []
 
@@ -122,7 +122,7 @@ def test_what_was_confirmed_before_the_connection_went_stays_confirmed(
     """A session that ends (the broker gone) hands over the confirms it had read: those events
     are marked sent, not published a second time by the relay."""
     connection = broker.connect(settings)
-    batches = broker.ConfirmedBatches(connection)
+    batches = confirms.ConfirmedBatches(connection)
     batches.send_events(_events(20))
     batches.confirmed()  # read: the callbacks have them
     connection.release()

@@ -31,7 +31,7 @@ import psycopg
 from kombu import Connection, Exchange, Queue
 
 from worker import config, samples
-from worker.adapters import broker, database
+from worker.adapters import confirms, database
 from worker.bootstrap import bootstrap
 from worker.domain.model import Context
 from worker.service import sweep as sweeping
@@ -133,7 +133,7 @@ class Publisher:
     benchmark that loses a message on the way in would wait for an event that never comes."""
 
     def __init__(self, connection: Connection) -> None:
-        self.batches = broker.ConfirmedBatches(connection, timeout=300)
+        self.batches = confirms.ConfirmedBatches(connection, timeout=300)
 
     def publish(self, body: bytes, exchange: str, routing_key: str) -> None:
         message = amqp.Message(body, delivery_mode=2, content_type="application/cloudevents+json")

@@ -7,15 +7,12 @@ for a publisher confirm, so confirming on the consuming connection re-enters the
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import select
 import socket
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from amqp import basic_message as amqp_message
 from amqp import exceptions as amqp_errors
 from kombu import exceptions as kombu_errors
 from kombu.connection import Connection
@@ -25,7 +22,6 @@ from kombu.messaging import Producer
 from worker import __version__
 from worker.adapters import embedded
 from worker.config import Settings
-from worker.contracts.envelope import Outgoing
 
 INBOUND = Exchange("kmo.inbound", type="topic", durable=True)
 EVENTS = Exchange("kmo.events", type="topic", durable=True)
@@ -233,153 +229,3 @@ def take_all(connection: Connection, queue_name: str) -> list[bytes]:
         body = message.body
         bodies.append(body if isinstance(body, bytes) else str(body).encode())
     return bodies
-
-
-class ConfirmedBatches:
-    """Publishes events on a channel in confirm mode without waiting per message: one round
-    trip per batch (`publish`), or none at all (`send_events`, whose confirms are picked up
-    later with `collect`).
-
-    py-amqp with `confirm_publish` waits after every message; here the channel is put in
-    confirm mode by hand and the acks (possibly `multiple`) are collected by callbacks whenever
-    the connection is read. A nack, a confirm overdue by `timeout` or a lost connection raises:
-    the events it concerns stay unmarked in the outbox, to be published again.
-    """
-
-    def __init__(
-        self, connection: Connection, on_return: Any = None, timeout: float = 30.0
-    ) -> None:
-        self.connection = connection
-        self.timeout = timeout
-        self.channel = connection.channel()
-        self.channel.confirm_select()
-        self.channel.events["basic_ack"].add(self._acked)
-        self.channel.events["basic_nack"].add(self._nacked)
-        if on_return is not None:
-            self.channel.events["basic_return"].add(on_return)
-        self._tag = 0
-        # Delivery tag -> the event sent with `send_events` (None for any other message) and
-        # when it was sent; in tag order.
-        self._waiting: dict[int, tuple[Outgoing | None, float]] = {}
-        self._confirmed: list[Outgoing] = []
-        self._refused = False
-
-    def _settled(self, delivery_tag: int, multiple: bool) -> list[Outgoing]:
-        """Forget the messages an ack or nack settles; the events among them."""
-        tags = [delivery_tag]
-        if multiple:
-            tags = list(itertools.takewhile(lambda tag: tag <= delivery_tag, self._waiting))
-        settled = (self._waiting.pop(tag, (None, 0.0))[0] for tag in tags)
-        return [event for event in settled if event is not None]
-
-    def _acked(self, delivery_tag: int, multiple: bool) -> None:
-        self._confirmed += self._settled(delivery_tag, multiple)
-
-    def _nacked(self, delivery_tag: int, multiple: bool) -> None:
-        self._refused = True
-        self._settled(delivery_tag, multiple)  # not confirmed: they stay unmarked
-
-    def publish(self, events: Sequence[Outgoing]) -> None:
-        """Returns once the broker confirmed them all (and whatever was sent before)."""
-        for event in events:
-            self.send(_event_message(event), EVENTS.name, event.type, mandatory=True)
-        self.confirmed()
-
-    def send_events(self, events: Sequence[Outgoing]) -> None:
-        """Publish without waiting; `collect` returns them once the broker has confirmed them."""
-        for event in events:
-            self.send(_event_message(event), EVENTS.name, event.type, mandatory=True, event=event)
-
-    def send(
-        self,
-        message: amqp_message.Message,
-        exchange: str,
-        routing_key: str,
-        *,
-        mandatory: bool = False,
-        event: Outgoing | None = None,
-    ) -> None:
-        """Publish without waiting; `confirmed` waits for this one with the others."""
-        self.channel.basic_publish(
-            message, exchange=exchange, routing_key=routing_key, mandatory=mandatory
-        )
-        self._tag += 1
-        self._waiting[self._tag] = (event, time.monotonic())
-
-    def collect(self) -> list[Outgoing]:
-        """The events of `send_events` confirmed since the last call, reading whatever confirms
-        have arrived without waiting for more. Raises on a nack, or once the oldest unconfirmed
-        message has waited `timeout`."""
-        while self._waiting and pending(self.connection):
-            try:
-                self.connection.drain_events(timeout=KEEP_ALIVE_READ_SECONDS)
-            except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
-                break
-        self._check_refused()
-        if self._waiting:
-            _event, oldest = next(iter(self._waiting.values()))
-            if time.monotonic() - oldest > self.timeout:
-                raise TimeoutError(f"{len(self._waiting)} publisher confirms did not come")
-        return self.collected()
-
-    def collected(self) -> list[Outgoing]:
-        """The events confirmed so far and not yet handed out, without reading the connection
-        (which may be gone: what the broker confirmed before it went away stays confirmed)."""
-        confirmed, self._confirmed = self._confirmed, []
-        return confirmed
-
-    def confirmed(self) -> None:
-        """Wait until the broker has confirmed everything sent; raise on a nack or timeout."""
-        deadline = time.monotonic() + self.timeout
-        while self._waiting:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{len(self._waiting)} publisher confirms did not come")
-            try:
-                self.connection.drain_events(timeout=left)
-            except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
-                continue
-        self._check_refused()
-
-    def _check_refused(self) -> None:
-        if self._refused:
-            self._refused = False
-            raise amqp_errors.MessageNacked("the broker refused an event")
-
-
-def _event_message(event: Outgoing) -> amqp_message.Message:
-    return amqp_message.Message(
-        event.body.encode("utf-8"),
-        content_type=CLOUDEVENTS_JSON,
-        content_encoding="utf-8",
-        delivery_mode=2,
-        message_id=event.id,
-        type=event.type,
-    )
-
-
-class Unconfirmed:
-    """`ConfirmedBatches`' stand-in on the embedded transport, which has no confirms: an event
-    counts as confirmed once the transport took it."""
-
-    def __init__(self, producer: Producer) -> None:
-        self.producer = producer
-        self._confirmed: list[Outgoing] = []
-
-    def publish(self, events: Sequence[Outgoing]) -> None:
-        for event in events:
-            publish_event(self.producer, event.id, event.type, event.body)
-
-    def send_events(self, events: Sequence[Outgoing]) -> None:
-        self.publish(events)
-        self._confirmed += events
-
-    def collect(self) -> list[Outgoing]:
-        return self.collected()
-
-    def collected(self) -> list[Outgoing]:
-        confirmed, self._confirmed = self._confirmed, []
-        return confirmed
-
-    def confirmed(self) -> None:
-        pass

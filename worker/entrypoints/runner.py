@@ -26,7 +26,7 @@ from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer, Producer
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters import broker, database, outbox, registrations, timers
+from worker.adapters import broker, confirms, database, outbox, registrations, timers
 from worker.bootstrap import App
 from worker.contracts.common import State
 from worker.contracts.envelope import Outgoing
@@ -80,7 +80,7 @@ class Runner:
         self._last_relay = 0.0
         self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
         self._marks_since = 0.0
-        self._outgoing: broker.ConfirmedBatches | broker.Unconfirmed | None = None
+        self._outgoing: confirms.ConfirmedBatches | confirms.Unconfirmed | None = None
         self._keep_alive: Callable[[], None] = lambda: None
         self._last_stats = 0.0
         self._last_states = 0.0
@@ -151,9 +151,9 @@ class Runner:
             producer = Producer(publishing.default_channel)  # dead letters, one confirm each
             if settings.is_embedded_broker:
                 # No confirms and no returns on the embedded transport: publish one by one.
-                self._outgoing = broker.Unconfirmed(producer)
+                self._outgoing = confirms.Unconfirmed(producer)
             else:
-                self._outgoing = broker.ConfirmedBatches(relaying, on_return=self._returned)
+                self._outgoing = confirms.ConfirmedBatches(relaying, on_return=self._returned)
             consumer = Consumer(
                 consuming.default_channel,
                 queues=[topo.inbound],
@@ -237,7 +237,7 @@ class Runner:
         m.TIMERS_DUE.set(due)
         m.TIMERS_OVERDUE.set(overdue)
 
-    def _outgoing_now(self) -> broker.ConfirmedBatches | broker.Unconfirmed:
+    def _outgoing_now(self) -> confirms.ConfirmedBatches | confirms.Unconfirmed:
         if self._outgoing is None:
             raise ConnectionError("no broker session: events stay in the outbox")
         return self._outgoing

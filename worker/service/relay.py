@@ -2,7 +2,7 @@
 
 Events reach the broker two ways. The consumer and the sweep publish the events of each
 transaction they commit right after the commit, without waiting for the broker's confirms
-(`broker.ConfirmedBatches.send_events`); the consumer collects the confirms as they come and marks
+(`confirms.ConfirmedBatches.send_events`); the consumer collects the confirms as they come and marks
 those events sent with its next transaction (`mark_sent` when it has nothing else to write).
 `flush` picks up what nobody sent: events of a process that died between its commit and its
 publish, or whose publish failed. It only takes events older than `LEFT_OVER_AFTER`, so it never
