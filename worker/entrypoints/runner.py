@@ -3,13 +3,11 @@
 Deliveries are buffered by the kombu callback and handled by the loop, never inside the callback,
 so publishing (on its own connection, with confirms) never re-enters the consumer. A batch is
 what has arrived when the loop gets to it, up to `KMO_BATCH_SIZE`. The events a batch commits
-are published right after the commit without waiting for the broker's confirms: those are
-collected as they arrive, while the next batch is in hand, and the confirmed events are marked
-sent with the next batch's transaction (or on their own after `MARK_WITHIN_SECONDS`, or when the
-queue is idle). Events left unsent by anyone are picked up by `relay.flush` once they are old
-enough. A lost broker connection ends the session; the loop reconnects with backoff, declares the
-topology again and consumes again. Deliveries not yet acked are redelivered by the broker, and the
-inbox makes the second handling a no-op where the first one had committed.
+leave through `sending`: published right after the commit, their confirms collected while the
+next batch is in hand, marked sent with the next batch's transaction. A lost broker connection
+ends the session; the loop reconnects with backoff, declares the topology again and consumes
+again. Deliveries not yet acked are redelivered by the broker, and the inbox makes the second
+handling a no-op where the first one had committed.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import socket
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from kombu.connection import Connection
 from kombu.message import Message as KombuMessage
@@ -30,18 +27,16 @@ from worker.adapters import broker, confirms, database, outbox, registrations, t
 from worker.bootstrap import App
 from worker.contracts.common import State
 from worker.contracts.envelope import Outgoing
-from worker.entrypoints import deliveries
+from worker.entrypoints import deliveries, sending
 from worker.observability import health, logs
 from worker.observability import metrics as m
-from worker.service import handling, relay, retrying, sweep
+from worker.service import handling, retrying, sweep
 
 POLL_SECONDS = 0.2  # one wait for deliveries, before the loop looks around
 SWEEP_EVERY_SECONDS = 1.0
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 DATABASE_PAUSE_SECONDS = 1.0  # after the relay or sweep found the database away
-RELAY_EVERY_SECONDS = 1.0  # look for events other processes left, even when this one made none
-MARK_WITHIN_SECONDS = 0.5  # published events not marked by a batch by then are marked alone
 ARRIVED_SECONDS = 0.001  # past that: the rest of a delivery whose first bytes are here
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
@@ -77,10 +72,7 @@ class Runner:
         self.stopping = StopFlag()
         self._buffer: list[KombuMessage] = []
         self._last_sweep = 0.0
-        self._last_relay = 0.0
-        self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
-        self._marks_since = 0.0
-        self._outgoing: confirms.ConfirmedBatches | confirms.Unconfirmed | None = None
+        self._sending = sending.Sending(app, self._database_away)
         self._keep_alive: Callable[[], None] = lambda: None
         self._last_stats = 0.0
         self._last_states = 0.0
@@ -127,7 +119,7 @@ class Runner:
             except broker.RECOVERABLE as error:
                 self._connected(False)
                 self._buffer.clear()  # unacked: the broker delivers them again
-                self._mark_sent()  # what the broker confirmed before it went away
+                self._sending.mark_sent()  # what the broker confirmed before it went away
                 log.warning("broker_connection_lost", error=repr(error), retry_in_s=delay)
                 if self.stopping.wait(delay):
                     break
@@ -151,9 +143,10 @@ class Runner:
             producer = Producer(publishing.default_channel)  # dead letters, one confirm each
             if settings.is_embedded_broker:
                 # No confirms and no returns on the embedded transport: publish one by one.
-                self._outgoing = confirms.Unconfirmed(producer)
+                self._sending.connect(confirms.Unconfirmed(producer))
             else:
-                self._outgoing = confirms.ConfirmedBatches(relaying, on_return=self._returned)
+                returned = self._sending.returned
+                self._sending.connect(confirms.ConfirmedBatches(relaying, on_return=returned))
             consumer = Consumer(
                 consuming.default_channel,
                 queues=[topo.inbound],
@@ -171,11 +164,9 @@ class Runner:
                     self._connected(True)
                     log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
                     self._loop(consuming, producer, until_idle)
-                self._drain_outbox()
+                self._sending.finish()
             finally:
-                if self._outgoing is not None:  # confirmed before the session ended: marked
-                    self._confirmed(self._outgoing.collected())
-                self._outgoing = None  # what it did not confirm stays unmarked, for `_flush`
+                self._sending.disconnect()
             self._connected(False)
 
     def _loop(self, consuming: Connection, producer: Producer, until_idle: bool) -> None:
@@ -185,12 +176,12 @@ class Runner:
             waited_in_vain = not self._drain(consuming)
             self._handle_buffer(producer)
             if waited_in_vain:  # nothing else to do: wait for the confirms, mark at once
-                self._outgoing_now().confirmed()
-            self._collect()
+                self._sending.wait_for_confirms()
+            else:
+                self._sending.collect()
+            self._sending.mark_due(idle=waited_in_vain)
             now = time.monotonic()
-            if waited_in_vain or now - self._marks_since >= MARK_WITHIN_SECONDS:
-                self._mark_sent()
-            self._publish_left_over(now)
+            self._sending.publish_left_over(now)
             self._refresh_stats(now)
             if waited_in_vain or now - self._last_sweep >= SWEEP_EVERY_SECONDS:
                 self._last_sweep = now
@@ -237,11 +228,6 @@ class Runner:
         m.TIMERS_DUE.set(due)
         m.TIMERS_OVERDUE.set(overdue)
 
-    def _outgoing_now(self) -> confirms.ConfirmedBatches | confirms.Unconfirmed:
-        if self._outgoing is None:
-            raise ConnectionError("no broker session: events stay in the outbox")
-        return self._outgoing
-
     def _drain(self, consuming: Connection) -> bool:
         """Wait for a delivery unless some are in hand already, then take whatever else is
         already there, up to a batch. (Deliveries get into the buffer elsewhere too: reading
@@ -279,86 +265,19 @@ class Runner:
         size = self.app.settings.batch_size
         while self._buffer and not self.stopping.is_set():
             batch, self._buffer[:size] = self._buffer[:size], []
-            self._collect()  # what the broker has confirmed by now goes with this batch
-            marks, self._marks = self._marks, []
+            self._sending.collect()  # what the broker has confirmed by now goes with this batch
+            marks = self._sending.take_marks()
             handed: deliveries.Handed | None = None
             try:
                 handed = self._deliveries.handle(batch, producer, marks)
             finally:
                 if handed is None or not handed.marked:  # kept for the next transaction
-                    self._marks = marks + self._marks
-            self._send(handed.events)
-
-    def _published(self, events: list[Outgoing]) -> None:
-        """Publish and wait for the confirms (left-over events: `relay.flush` marks them)."""
-        self._outgoing_now().publish(events)
-        self._count(events)
-
-    def _send(self, events: list[Outgoing]) -> None:
-        """The events a transaction has just committed: published at once, without waiting for
-        the broker's confirms, which `_collect` picks up later (the wait overlaps the next
-        batch). A broker failure propagates (the session reconnects); the events stay in the
-        outbox for `_flush`."""
-        if events:
-            self._outgoing_now().send_events(events)
-
-    def _collect(self) -> None:
-        """Confirmed events, to be marked sent with the next transaction."""
-        if self._outgoing is not None:
-            self._confirmed(self._outgoing.collect())
-
-    def _confirmed(self, confirmed: list[Outgoing]) -> None:
-        """Events the broker confirmed: counted, and marked sent with the next transaction."""
-        if confirmed:
-            if not self._marks:
-                self._marks_since = time.monotonic()
-            self._marks += [event.id for event in confirmed]
-            self._count(confirmed)
-
-    @staticmethod
-    def _count(events: list[Outgoing]) -> None:
-        for event in events:
-            m.EVENTS_PUBLISHED.labels(event.type).inc()
-        m.LAST_PUBLISH.set(time.time())
+                    self._sending.give_back(marks)
+            self._sending.send(handed.events)
 
     def _sweep_sent(self, events: list[Outgoing]) -> None:
-        self._send(events)
+        self._sending.send(events)
         self._keep_alive()  # a sweep of a million timers takes minutes: no silence that long
-
-    def _mark_sent(self) -> None:
-        """Mark on their own what no batch took along. Lost marks (a crash, the database
-        away) only mean that `_flush` publishes those events again, same ids and bodies."""
-        if not self._marks:
-            return
-        marks, self._marks = self._marks, []
-        try:
-            relay.mark_sent(self.app.engine, marks, self.app.clock.now())
-        except SQLAlchemyError as error:
-            self._marks = marks + self._marks
-            self._database_away("relay_mark_failed", error)
-
-    def _publish_left_over(self, now: float) -> None:
-        if now - self._last_relay >= RELAY_EVERY_SECONDS:
-            self._last_relay = now
-            self._flush()
-
-    def _flush(self) -> int:
-        try:
-            return relay.flush(self.app.engine, self._published, self.app.clock.now)
-        except SQLAlchemyError as error:
-            # The events stay in the outbox, committed; the next flush publishes them.
-            self._database_away("relay_failed", error)
-            return 0
-
-    def _drain_outbox(self) -> None:
-        """On the way out: wait for the confirms, mark what was sent, publish what is left over,
-        within the grace period."""
-        self._outgoing_now().confirmed()
-        self._collect()
-        self._mark_sent()
-        deadline = time.monotonic() + self.app.settings.shutdown_grace_seconds
-        while time.monotonic() < deadline and self._flush():
-            pass
 
     def _sweep(self) -> int:
         def fired(due: timers.DueTimer, handled: handling.Handled) -> None:
@@ -389,9 +308,3 @@ class Runner:
         m.RETRIES.labels(retrying.cause(error) or "database_error").inc()
         log.warning(event, error=repr(error))
         self.stopping.wait(DATABASE_PAUSE_SECONDS)
-
-    def _returned(
-        self, exception: Exception, exchange: str, routing_key: str, message: Any
-    ) -> None:
-        m.EVENTS_RETURNED.inc()
-        log.error("event_unroutable", exchange=exchange, routing_key=routing_key)
