@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import select
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ EVENTS = Exchange("kmo.events", type="topic", durable=True)
 DEAD_LETTER = Exchange("kmo.dead-letter", type="topic", durable=True)
 DEAD_LETTER_QUEUE = "kmo.dead-letter"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
-KEEP_ALIVE_READ_SECONDS = 0.001  # a frame whose first bytes have arrived: the rest is near
+REST_OF_FRAME_SECONDS = 0.001  # a frame whose first bytes have arrived: the rest is near
 EMBEDDED_POLL_SECONDS = 0.05  # the filesystem transport polls its folder; keep latency low
 
 
@@ -151,12 +151,18 @@ def keep_alive(connection: Connection) -> None:
     one if it is due. py-amqp does neither by itself, and RabbitMQ closes a connection that has said
     nothing for two heartbeat intervals: an idle worker's connections were reset every minute or
     so. Raises (recoverable) when the broker's own heartbeats have stopped coming."""
-    while pending(connection):
-        try:
-            connection.drain_events(timeout=KEEP_ALIVE_READ_SECONDS)
-        except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
-            break
+    read_arrived(connection)
     connection.heartbeat_check()
+
+
+def read_arrived(connection: Connection, enough: Callable[[], bool] = lambda: False) -> None:
+    """Read what the broker has sent already (its callbacks get it: deliveries, confirms), and
+    no more: never wait for the next frame. Stops early once `enough()` holds."""
+    while not enough() and pending(connection):
+        try:
+            connection.drain_events(timeout=REST_OF_FRAME_SECONDS)
+        except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
+            return
 
 
 # Errors after which a new connection may succeed: the broker went away or closed the channel.

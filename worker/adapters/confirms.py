@@ -100,11 +100,7 @@ class ConfirmedBatches:
         """The events of `send_events` confirmed since the last call, reading whatever confirms
         have arrived without waiting for more. Raises on a nack, or once the oldest unconfirmed
         message has waited `timeout`."""
-        while self._waiting and broker.pending(self.connection):
-            try:
-                self.connection.drain_events(timeout=broker.KEEP_ALIVE_READ_SECONDS)
-            except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
-                break
+        broker.read_arrived(self.connection, enough=lambda: not self._waiting)
         self._check_refused()
         if self._waiting:
             _event, oldest = next(iter(self._waiting.values()))

@@ -37,7 +37,6 @@ SWEEP_EVERY_SECONDS = 1.0
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 30.0
 DATABASE_PAUSE_SECONDS = 1.0  # after the relay or sweep found the database away
-ARRIVED_SECONDS = 0.001  # past that: the rest of a delivery whose first bytes are here
 STATS_EVERY_SECONDS = 10.0  # outbox backlog and timers: cheap queries on partial indexes
 STATES_EVERY_SECONDS = 60.0  # registrations by state: a GROUP BY over every registration
 STOP_POLL_SECONDS = 0.05  # how soon a pause notices a stop request
@@ -245,11 +244,7 @@ class Runner:
         # wait for company (2 ms, measured) delays every message more than the bigger batch
         # saves, and a wait for "the next delivery" would keep the batch open (and its first
         # message waiting) until it is full.
-        while len(self._buffer) < batch and broker.pending(consuming):
-            try:
-                consuming.drain_events(timeout=ARRIVED_SECONDS)
-            except (TimeoutError, socket.timeout):  # noqa: UP041
-                break
+        broker.read_arrived(consuming, enough=lambda: len(self._buffer) >= batch)
         return True
 
     def _idle(self, consuming: Connection) -> bool:
