@@ -56,7 +56,8 @@ def mark_sent(db: Connection, event_ids: Sequence[str], now: dt.datetime) -> Non
 # Also a part of `writes.apply`'s one statement: the marks go along with a batch's writes.
 MARK_SENT = (
     "UPDATE outbox SET sent_at = :now"
-    " WHERE event_id IN (SELECT json_array_elements_text(CAST(:sent AS json)))"
+    # By index, however many rows the planner guesses the JSON parameter holds.
+    " WHERE event_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:sent AS json))))"
     " AND sent_at IS NULL"
 )
 _MARK_SENT = text(MARK_SENT)

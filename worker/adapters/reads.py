@@ -52,18 +52,28 @@ def for_messages(
 
 _KEY_COLUMNS = ("enterprise_number", "unit_kind", "department_id", "service")
 
+# Every lookup is by index, whatever the planner estimates or has cached. It takes a JSON
+# parameter for 100 rows (a batch has a few), against which a sequential scan of a table of up to
+# some 40,000 rows looks cheaper than 100 index lookups; and a plan cached while the tables were
+# small (psycopg prepares a statement on its fifth use) scans them whole for as long as it stays
+# cached. Written as plain joins, the read scanned inbox and registrations whole for every
+# batch: 3.5 ms a batch at 1,000 messages handled, 20 ms at 30,000 (measured). A LATERAL lookup
+# by a unique key with a LIMIT (not flattened into a join) is an index lookup in every plan.
+# Keys come sorted, so batches lock registrations in one order and cannot deadlock.
 _READ = text(
     """WITH seen AS (
-  SELECT message_id FROM inbox
-  WHERE message_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))),
+  SELECT i.message_id FROM json_array_elements_text(CAST(:ids AS json)) AS x(id)
+  CROSS JOIN LATERAL (SELECT message_id FROM inbox WHERE message_id = x.id LIMIT 1) AS i),
 regs AS (
   SELECT r.id, r.version, CAST(r.document AS text) AS document, r.enterprise_number,
     r.unit_kind, r.department_id, r.service
-  FROM registrations AS r JOIN json_to_recordset(CAST(:keys AS json))
+  FROM json_to_recordset(CAST(:keys AS json))
     AS k(enterprise_number text, unit_kind text, department_id text, service text)
-  ON r.enterprise_number = k.enterprise_number AND r.unit_kind = k.unit_kind
-    AND r.department_id = k.department_id AND r.service = k.service
-  ORDER BY r.id FOR UPDATE OF r),
+  CROSS JOIN LATERAL (
+    SELECT * FROM registrations AS x
+    WHERE x.enterprise_number = k.enterprise_number AND x.unit_kind = k.unit_kind
+      AND x.department_id = k.department_id AND x.service = k.service
+    LIMIT 1 FOR UPDATE) AS r),
 numbers AS (
   INSERT INTO number_counters (service, last_value)
   SELECT v.service, v.n FROM json_to_recordset(CAST(:numbers AS json)) AS v(service text, n integer)
@@ -92,7 +102,7 @@ def _one_statement(
     counts = {service: len(wanted) for service, wanted in may_register.items() if wanted}
     parameters = {
         "ids": json.dumps(list(set(message_ids))),
-        "keys": json.dumps([dict(zip(_KEY_COLUMNS, key, strict=True)) for key in keys]),
+        "keys": json.dumps([dict(zip(_KEY_COLUMNS, key, strict=True)) for key in sorted(keys)]),
         "numbers": json.dumps([{"service": s, "n": n} for s, n in sorted(counts.items())]),
         "new_ids": sum(counts.values()),
     }

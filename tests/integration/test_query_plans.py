@@ -1,0 +1,112 @@
+"""The batch statements find their rows by index in whatever plan PostgreSQL uses for them.
+
+A plan the server caches for a prepared statement (psycopg prepares one on its fifth use) is kept
+for as long as the connection lives or the tables are not analyzed again; one made while the
+tables were empty scanned inbox and registrations whole for every batch, a cost that grew with
+every message handled. These tests look at the plans themselves, not at timings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from tests.conftest import TODAY
+from worker import config
+from worker import samples as s
+from worker.adapters import outbox, reads
+from worker.bootstrap import bootstrap
+from worker.service import handling, intake
+
+pytestmark = pytest.mark.integration
+
+CLOUDEVENTS = {"content_type": "application/cloudevents+json"}
+
+
+def _generic_plan(db: Connection, statement: str, params: dict[str, Any]) -> str:
+    """The plan the server would cache for `statement`, with `params` filled in at execution."""
+    names: list[str] = []
+
+    def numbered(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"(?<![:\w]):(\w+)", numbered, statement)
+    db.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+    db.exec_driver_sql(f"PREPARE probe AS {sql}")
+    driver = db.connection.driver_connection
+    assert driver is not None
+    quote = driver.execute
+    args = ", ".join(
+        quote("SELECT quote_literal(%s)", [str(params[n])]).fetchone()[0] for n in names
+    )
+    lines = [row[0] for row in db.exec_driver_sql(f"EXPLAIN EXECUTE probe({args})")]
+    db.exec_driver_sql("DEALLOCATE probe")
+    return "\n".join(lines)
+
+
+def test_the_batch_read_uses_the_indexes_in_a_plan_made_while_the_tables_were_empty(
+    settings: config.Settings,
+) -> None:
+    app = bootstrap(settings, configure_logs=False)
+    key = {"enterprise_number": "0123456749", "unit_kind": "x", "department_id": "", "service": "T"}
+    with app.engine.begin() as db:
+        plan = _generic_plan(
+            db,
+            reads._READ.text,
+            {
+                "ids": json.dumps(["a", "b"]),
+                "keys": json.dumps([key]),
+                "numbers": "[]",
+                "new_ids": 0,
+            },
+        )
+    assert "Seq Scan on inbox" not in plan, plan
+    assert "Seq Scan on registrations" not in plan, plan
+    assert re.search(r"Index (Only )?Scan using pk_inbox", plan), plan
+    assert re.search(r"Index Scan using uq_registrations\w* on registrations", plan), plan
+
+
+def test_marking_events_sent_uses_the_index_on_a_large_outbox(settings: config.Settings) -> None:
+    app = bootstrap(settings, configure_logs=False)
+    with app.engine.begin() as db:
+        db.exec_driver_sql(
+            "INSERT INTO outbox (event_id, type, body, created_at)"
+            " SELECT 'e' || n, 'decision.registered', '{}', now() FROM generate_series(1, 20000) n"
+        )
+        db.exec_driver_sql("ANALYZE outbox")
+        plan = _generic_plan(
+            db, outbox.MARK_SENT, {"now": "2027-01-01T00:00:00Z", "sent": json.dumps(["e1", "e2"])}
+        )
+    assert "Seq Scan on outbox" not in plan, plan
+
+
+def test_the_batch_write_is_planned_for_its_parameters_never_from_a_cached_plan(
+    settings: config.Settings,
+) -> None:
+    """Its UPDATE and DELETE find rows by the ids of an array parameter, which only a plan made
+    for the parameters knows the size of: the write is never prepared, the read always is (the
+    read's plan is sound whatever it caches)."""
+    app = bootstrap(settings, configure_logs=False)
+    now = dt.datetime.combine(TODAY, dt.time(9), dt.UTC)
+    for n in range(8):  # past psycopg's threshold of five uses
+        key = s.key(f"{10_000_000 + n:08d}{97 - (10_000_000 + n) % 97:02d}")
+        accepted = [
+            intake.check(json.dumps(document).encode(), CLOUDEVENTS, app.validators, settings)
+            for document in (s.request(key), s.declaration(key, TODAY - dt.timedelta(days=3)))
+        ]
+        for message in accepted:  # one per batch: the second one updates the registration
+            assert isinstance(message, intake.Accepted), message
+            handling.handle_batch(app.shell, [message], app.context(), now)
+    with app.engine.connect() as db:  # the same pooled connection: one was ever needed
+        prepared = [
+            row[0] for row in db.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+        ]
+    assert any("FOR UPDATE" in statement for statement in prepared), prepared
+    assert not any("INSERT INTO inbox" in statement for statement in prepared), prepared
