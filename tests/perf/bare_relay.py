@@ -1,28 +1,39 @@
 """The bare limit: consume, publish one event, ack; nothing else. Run as its own process.
 
-python -m tests.perf.bare_relay AMQP_URL COUNT confirms|no-confirms quorum|classic
+python -m tests.perf.bare_relay AMQP_URL COUNT confirms|no-confirms quorum|classic [echo]
+
+With `echo`, each event carries the CloudEvents id of the message it relays as its causation id,
+so that the benchmark can time the broker's own share of the latency, from publish to event.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 from kombu import Connection, Exchange, Queue
 
 OUT = Exchange("bench.out", type="topic", durable=True)
+EVENT_SIZE = 900  # an event of the worker's size
+MESSAGE_ID = re.compile(rb'"id":\s*"([^"]+)"')
 
 
-def main(url: str, count: int, confirms: bool, queue_type: str) -> None:
+def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = False) -> None:
     queue = Queue("bench.in", durable=True, queue_arguments={"x-queue-type": queue_type})
     options = {"confirm_publish": True} if confirms else {}
     with Connection(url) as consuming, Connection(url, transport_options=options) as publishing:
         producer = publishing.Producer()
         done = 0
-        body_out = b"x" * 900  # an event of the worker's size
+        plain = b"x" * EVENT_SIZE
 
         def on_message(message: object) -> None:
             nonlocal done
-            producer.publish(body_out, exchange=OUT, routing_key="decision.x", delivery_mode=2)
+            body = plain
+            if echo:
+                found = MESSAGE_ID.search(message.body)  # type: ignore[attr-defined]
+                body = b'{"causationid": "%s"}' % (found.group(1) if found else b"")
+                body += b" " * (EVENT_SIZE - len(body))
+            producer.publish(body, exchange=OUT, routing_key="decision.x", delivery_mode=2)
             message.ack()  # type: ignore[attr-defined]
             done += 1
 
@@ -32,4 +43,10 @@ def main(url: str, count: int, confirms: bool, queue_type: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "confirms", sys.argv[4])
+    main(
+        sys.argv[1],
+        int(sys.argv[2]),
+        sys.argv[3] == "confirms",
+        sys.argv[4],
+        echo=sys.argv[5:6] == ["echo"],
+    )

@@ -183,37 +183,43 @@ def worker_mix(count: int, offset: int = 0) -> list[tuple[bytes, str]]:
 # -- measurements -------------------------------------------------------------------------------
 
 
+def _bare_queues(url: str, queue_type: str) -> Queue:
+    """The relay's queue and the sink's, on a fresh vhost; returns the sink's."""
+    arguments = {"x-queue-type": queue_type}
+    with Connection(url) as connection:
+        channel = connection.default_channel
+        Queue("bench.in", durable=True, queue_arguments=arguments)(channel).declare()
+        out = Exchange("bench.out", type="topic", durable=True)
+        out(channel).declare()
+        sink_queue = Queue(
+            "bench.sink", exchange=out, routing_key="#", durable=True, queue_arguments=arguments
+        )
+        sink_queue(channel).declare()
+    return sink_queue
+
+
+def _bare_relay(url: str, count: int, confirms: bool, queue_type: str, *more: str) -> Any:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.perf.bare_relay",
+            url,
+            str(count),
+            "confirms" if confirms else "no",
+            queue_type,
+            *more,
+        ],
+        cwd=ROOT,
+    )
+
+
 def bare(count: int, confirms: bool, size: int, queue_type: str) -> float:
     vhost = fresh_vhost()
     url = f"{AMQP}/{vhost}"
-    arguments = {"x-queue-type": queue_type}
     try:
-        with Connection(url) as connection:
-            channel = connection.default_channel
-            Queue("bench.in", durable=True, queue_arguments=arguments)(channel).declare()
-            out = Exchange("bench.out", type="topic", durable=True)
-            out(channel).declare()
-            sink_queue = Queue(
-                "bench.sink",
-                exchange=out,
-                routing_key="#",
-                durable=True,
-                queue_arguments=arguments,
-            )
-            sink_queue(channel).declare()
-        sink = Sink(url, sink_queue, count)
-        relay = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.perf.bare_relay",
-                url,
-                str(count),
-                "confirms" if confirms else "no",
-                queue_type,
-            ],
-            cwd=ROOT,
-        )
+        sink = Sink(url, _bare_queues(url, queue_type), count)
+        relay = _bare_relay(url, count, confirms, queue_type)
         body = b"x" * size
         start = time.perf_counter()
         with Connection(url) as connection:
@@ -224,6 +230,24 @@ def bare(count: int, confirms: bool, size: int, queue_type: str) -> float:
         sink.arrived(600)
         relay.wait(60)
         return count / (sink.last - start)
+    finally:
+        drop(vhost=vhost)
+
+
+def bare_latency(rate: float) -> dict[str, Any]:
+    """The broker's own share of the latency: the same mix at the same rate through the bare
+    relay (quorum queues, events published without waiting for confirms, as the worker does),
+    publish to event. What the worker adds is the difference."""
+    vhost = fresh_vhost()
+    url = f"{AMQP}/{vhost}"
+    try:
+        mix = [(body, "bench.in") for body, _key in worker_mix(int(min(rate * 15, 15_000)))]
+        sink = Sink(url, _bare_queues(url, "quorum"), len(mix))
+        relay = _bare_relay(url, len(mix), False, "quorum", "echo")
+        sent = publish_all(url, Exchange("", type="direct"), mix, rate=rate)
+        sink.arrived(600)
+        relay.wait(60)
+        return _percentiles(sent, sink)
     finally:
         drop(vhost=vhost)
 
@@ -272,6 +296,10 @@ def measure_latency(url: str, rate: float, offset: int) -> dict[str, Any]:
     sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), 2 * (len(mix) // 3))
     sent = publish_all(url, Exchange("kmo.inbound", type="topic", durable=True), mix, rate=rate)
     sink.arrived(600)
+    return _percentiles(sent, sink)
+
+
+def _percentiles(sent: dict[str, float], sink: Sink) -> dict[str, Any]:
     latencies = sorted((sink.arrivals[i] - t) * 1000 for i, t in sent.items() if i in sink.arrivals)
     q = statistics.quantiles(latencies, n=100)
     return {
@@ -534,6 +562,14 @@ def main() -> int:
         figures["worker_runs"] = [
             {"msg_per_s": r["msg_per_s"], "latency_ms": r["latency_ms"]} for r in runs
         ]
+        rate = figures["worker"]["latency_rate_msg_per_s"]
+        bare_runs = []
+        for run in range(args.repeat):
+            step(f"bare relay latency at {rate:,.0f} msg/s, {run + 1}")
+            bare_runs.append(bare_latency(rate)["ms"])
+        bare_runs.sort(key=lambda ms: ms["p99"])
+        figures["bare_latency_ms"] = bare_runs[len(bare_runs) // 2]
+        figures["bare_latency_runs"] = bare_runs
     if "sweep" in parts:
         step(
             "timer sweep",
@@ -592,6 +628,11 @@ def report(f: dict[str, Any]) -> str:
             f"latency at {w['latency_rate_msg_per_s']:,.0f} msg/s",
             f"p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms",
             f"target p99 < 25 ms; p99 {_spread(p99s, ' ms')}",
+        ),
+        (
+            "  the bare relay at that rate",
+            "p50 {p50} / p95 {p95} / p99 {p99} ms".format(**f["bare_latency_ms"]),
+            "the broker's own share (quorum queues, no confirm waits)",
         ),
         *(
             (
