@@ -10,8 +10,9 @@ statement.
 
 Rows are found by index, whatever the planner estimates for a JSON parameter (100 rows, where a
 batch has a few; against that, a table of some tens of thousands of rows looked cheaper to scan
-whole): each UPDATE and DELETE also names its rows' ids in an array parameter, which the primary
-key or the unique index answers.
+whole): each UPDATE and DELETE also names its rows' ids in an array parameter, and the statement
+is planned for its parameters every time (`_unprepared`), so the planner knows how many ids each
+array holds.
 
 Every CTE of one statement sees the same snapshot, so no two of them may touch the same row: the
 cancelled timers exclude the ones fired in this batch (a fired timer stays as a record), and the
