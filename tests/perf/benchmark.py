@@ -198,7 +198,7 @@ def _bare_queues(url: str, queue_type: str) -> Queue:
     return sink_queue
 
 
-def _bare_relay(url: str, count: int, confirms: bool, queue_type: str, *more: str) -> Any:
+def _bare_relay(url: str, count: int, with_confirms: bool, queue_type: str, *more: str) -> Any:
     return subprocess.Popen(
         [
             sys.executable,
@@ -206,7 +206,7 @@ def _bare_relay(url: str, count: int, confirms: bool, queue_type: str, *more: st
             "tests.perf.bare_relay",
             url,
             str(count),
-            "confirms" if confirms else "no",
+            "confirms" if with_confirms else "no",
             queue_type,
             *more,
         ],
@@ -214,12 +214,12 @@ def _bare_relay(url: str, count: int, confirms: bool, queue_type: str, *more: st
     )
 
 
-def bare(count: int, confirms: bool, size: int, queue_type: str) -> float:
+def bare(count: int, with_confirms: bool, size: int, queue_type: str) -> float:
     vhost = fresh_vhost()
     url = f"{AMQP}/{vhost}"
     try:
         sink = Sink(url, _bare_queues(url, queue_type), count)
-        relay = _bare_relay(url, count, confirms, queue_type)
+        relay = _bare_relay(url, count, with_confirms, queue_type)
         body = b"x" * size
         start = time.perf_counter()
         with Connection(url) as connection:
@@ -544,11 +544,11 @@ def main() -> int:
     if "bare" in parts:
         # On the worker's own queue type (quorum), and on classic queues for reference.
         for queue_type, prefix in (("quorum", "bare"), ("classic", "bare_classic")):
-            for confirms, suffix in ((False, "no_confirms"), (True, "confirms")):
+            for with_confirms, suffix in ((False, "no_confirms"), (True, "confirms")):
                 runs = []
                 for run in range(args.repeat):
                     step(f"bare relay, {queue_type} queues, {suffix.replace('_', ' ')}, {run + 1}")
-                    runs.append(round(bare(args.messages, confirms, size, queue_type), 1))
+                    runs.append(round(bare(args.messages, with_confirms, size, queue_type), 1))
                 figures[f"{prefix}_{suffix}"] = statistics.median(runs)
                 figures[f"{prefix}_{suffix}_runs"] = runs
     if "worker" in parts:
