@@ -32,7 +32,7 @@ from kombu import Connection, Exchange, Queue
 
 from worker import config, samples
 from worker.adapters import confirms, database
-from worker.bootstrap import bootstrap
+from worker.bootstrap import bootstrap, settle_heap
 from worker.domain.model import Context
 from worker.service import sweep as sweeping
 from worker.service.clock import Clock
@@ -373,6 +373,7 @@ def sweep_run(registrations: int, due: int, repeat: int) -> dict[str, Any]:
         load_registrations(f"{PG}/{db}", registrations, due, repeat, first_end)
         settings = config.Settings(database_url=url, today=TODAY)
         app = bootstrap(settings, Clock(TODAY), configure_logs=False)
+        settle_heap()  # as the worker does before it works
         workers = settings.sweep_workers  # as the worker sweeps
         quiet = Context(today=first_end)  # the day before: nothing is due yet
         timings = []

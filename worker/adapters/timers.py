@@ -68,13 +68,14 @@ def claim_due(
         .with_for_update(skip_locked=True, of=[t.timers, t.registrations])
     )
     dues, stored = [], {}
-    for row in db.execute(query):
-        dues.append(DueTimer(row.id, row.registration_id, _timer(row)))
-        if row.registration_id not in stored:
-            registration = Registration.model_validate_json(row.document)
-            stored[row.registration_id] = registrations.Stored(
-                row.registration_id, row.version, registration
-            )
+    # Rows unpacked as tuples: a sweep claims a million of them, and a named field costs a
+    # lookup each time.
+    rows: Iterable[Sequence[Any]] = db.execute(query)  # its added columns are not typed
+    for timer_id, registration_id, due_on, kind, deadline, offset, version, document in rows:
+        dues.append(DueTimer(timer_id, registration_id, Timer(due_on, kind, deadline, offset)))
+        if registration_id not in stored:
+            registration = Registration.model_validate_json(document)
+            stored[registration_id] = registrations.Stored(registration_id, version, registration)
     return Claimed(dues, stored)
 
 

@@ -19,7 +19,7 @@ from kombu.messaging import Producer
 
 from worker import __version__, config
 from worker.adapters import broker, database
-from worker.bootstrap import App, bootstrap
+from worker.bootstrap import App, bootstrap, settle_heap
 from worker.contracts import schemas
 from worker.entrypoints import dead_letters, demo, report
 from worker.entrypoints.runner import Runner
@@ -100,6 +100,7 @@ def _run(app: App, args: argparse.Namespace) -> int:
     runner.install_signal_handlers()
     if not args.until_idle:
         runner.serve_http()
+    settle_heap()
     return runner.run(until_idle=args.until_idle)
 
 

@@ -12,6 +12,7 @@ handling a no-op where the first one had committed.
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import time
@@ -182,7 +183,12 @@ class Runner:
             try:
                 with consumer:
                     self._connected(True)
-                    log.info("worker_started", queue=topo.inbound.name, until_idle=until_idle)
+                    log.info(
+                        "worker_started",
+                        queue=topo.inbound.name,
+                        until_idle=until_idle,
+                        frozen_objects=gc.get_freeze_count(),
+                    )
                     self._loop(consuming, producer, until_idle)
                 self._sending.finish()
             finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,10 +15,26 @@ from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, EventData
 
 NAMESPACE = uuid.UUID("6f1c1d1e-5a0b-4f5e-8a51-7d0f3e0b6c2a")
+_SEEDED = hashlib.sha1(NAMESPACE.bytes, usedforsecurity=False)  # RFC 4122 name-based: SHA-1
 
 
 def event_id(cause_id: str, index: int, type_name: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{cause_id}|{index}|{type_name}"))
+    """`str(uuid.uuid5(NAMESPACE, name))`, exactly (a property test holds the two together),
+    at a third of its cost: the hash continues from the namespace's, and the text is formatted
+    from the digest without building a `uuid.UUID` (7 of the 10 µs an event took, measured)."""
+    digest = _SEEDED.copy()
+    digest.update(f"{cause_id}|{index}|{type_name}".encode())
+    b = bytearray(digest.digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # variant RFC 4122
+    x = b.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+@functools.lru_cache(maxsize=4)
+def _time_text(now: dt.datetime) -> str:
+    """A batch stamps all its events with one time: formatted once."""
+    return now.isoformat().replace("+00:00", "Z")
 
 
 Check = Callable[[str, dict[str, Any]], None]
@@ -41,7 +59,7 @@ def wrap(
             "id": identifier,
             "source": source,
             "type": type_name,
-            "time": now.isoformat().replace("+00:00", "Z"),
+            "time": _time_text(now),
             "datacontenttype": "application/json",
             "causationid": cause_id,
             "data": data.model_dump(mode="json"),
