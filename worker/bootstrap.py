@@ -15,6 +15,8 @@ from worker.observability import logs
 from worker.service.clock import Clock
 from worker.service.handling import Shell
 
+YOUNG_GENERATION = 20_000  # allocations between collections of the youngest objects (700)
+
 
 @dataclass(frozen=True)
 class App:
@@ -58,11 +60,16 @@ def bootstrap(
 
 def settle_heap() -> int:
     """Take everything built so far out of the garbage collector's sight for the life of the
-    process (`gc.freeze`), and say how many objects that is. Modules, models, the compiled
-    schemas and the pools live as long as the process, yet every full collection walked them
-    again: some 100,000 objects, 70 ms a time, a quarter of the Python time of a timer sweep
-    (measured: 190 µs a timer before, 150 after). Called once, when the process is built and
-    about to work."""
+    process (`gc.freeze`), collect the young generation less often, and say how many objects
+    were frozen. Called once, when the process is built and about to work.
+
+    Modules, models, the compiled schemas and the pools live as long as the process, yet every
+    full collection walked them again: some 100,000 objects, 70 ms a time. And a batch keeps
+    thousands of containers alive until it ends (its registrations, events, history rows): with
+    a young generation of 700 objects they were walked again by dozens of collections each.
+    Measured on a timer sweep of 30,000 timers: 480 ms in collections with the defaults, 100 ms
+    frozen with a young generation of 20,000; a few MB more before a collection, at most."""
     gc.collect()  # what start-up left behind is freed, not kept for good
     gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
     return gc.get_freeze_count()
