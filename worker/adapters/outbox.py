@@ -55,10 +55,12 @@ def mark_sent(db: Connection, event_ids: Sequence[str], now: dt.datetime) -> Non
 
 # Also a part of `writes.apply`'s one statement: the marks go along with a batch's writes.
 MARK_SENT = (
-    "UPDATE outbox SET sent_at = :now"
-    # By index, however many rows the planner guesses the JSON parameter holds.
+    # The first mark stands. Not `WHERE sent_at IS NULL`: that let the planner walk the partial
+    # index of pending events instead, which statistics taken before a burst make look small
+    # (every entry of it, for every batch, measured: 0.7 ms at a backlog of 20,000).
+    "UPDATE outbox SET sent_at = coalesce(outbox.sent_at, :now)"
+    # By the event id index, however many rows the planner guesses the JSON parameter holds.
     " WHERE event_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:sent AS json))))"
-    " AND sent_at IS NULL"
 )
 _MARK_SENT = text(MARK_SENT)
 
