@@ -73,17 +73,26 @@ def test_the_batch_read_uses_the_indexes_in_a_plan_made_while_the_tables_were_em
     assert re.search(r"Index Scan using uq_registrations\w* on registrations", plan), plan
 
 
+def _events(db: Connection, first: int, last: int) -> None:
+    """Pending events e<first> to e<last> in the outbox."""
+    db.execute(
+        text(
+            "INSERT INTO outbox (event_id, type, body, created_at) SELECT 'e' || n,"
+            " 'decision.registered', '{}', now() FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) n"
+        ),
+        {"first": first, "last": last},
+    )
+
+
+SENT = {"now": "2027-01-01T00:00:00Z", "sent": json.dumps(["e1", "e2"])}
+
+
 def test_marking_events_sent_uses_the_index_on_a_large_outbox(settings: config.Settings) -> None:
     app = bootstrap(settings, configure_logs=False)
     with app.engine.begin() as db:
-        db.exec_driver_sql(
-            "INSERT INTO outbox (event_id, type, body, created_at)"
-            " SELECT 'e' || n, 'decision.registered', '{}', now() FROM generate_series(1, 20000) n"
-        )
+        _events(db, 1, 20_000)
         db.exec_driver_sql("ANALYZE outbox")
-        plan = _generic_plan(
-            db, outbox.MARK_SENT, {"now": "2027-01-01T00:00:00Z", "sent": json.dumps(["e1", "e2"])}
-        )
+        plan = _generic_plan(db, outbox.MARK_SENT, SENT)
     assert "Seq Scan on outbox" not in plan, plan
 
 
@@ -95,20 +104,15 @@ def test_marking_events_sent_looks_them_up_by_id_not_among_the_pending(
     # backlog of 20,000 entries, measured, growing with it).
     app = bootstrap(settings, configure_logs=False)
     with app.engine.begin() as db:
-        events = (
-            "INSERT INTO outbox (event_id, type, body, created_at)"
-            " SELECT 'e' || n, 'decision.registered', '{}', now() FROM generate_series(RANGE) n"
-        )
-        db.exec_driver_sql(events.replace("RANGE", "1, 20000"))
+        _events(db, 1, 20_000)
         db.exec_driver_sql("UPDATE outbox SET sent_at = now()")
         db.exec_driver_sql("ANALYZE outbox")  # nothing pending, by the statistics
-        db.exec_driver_sql(events.replace("RANGE", "20001, 40000"))  # a burst, not yet analyzed
-        sent = {"now": "2027-01-01T00:00:00Z", "sent": json.dumps(["e1", "e2"])}
-        plan = _generic_plan(db, outbox.MARK_SENT, sent)
+        _events(db, 20_001, 40_000)  # a burst, not yet analyzed
+        plan = _generic_plan(db, outbox.MARK_SENT, SENT)
         custom = "\n".join(
             row[0]
             for row in db.execute(
-                text(f"EXPLAIN {outbox.MARK_SENT}"), {**sent, "now": dt.datetime.now(dt.UTC)}
+                text(f"EXPLAIN {outbox.MARK_SENT}"), {**SENT, "now": dt.datetime.now(dt.UTC)}
             )
         )
     for made in (plan, custom):
