@@ -129,3 +129,45 @@ def test_what_was_confirmed_before_the_connection_went_stays_confirmed(
     assert [e.id for e in batches.collected()] == [f"event-{i}" for i in range(20)]
     assert batches.collected() == []
     assert bus.depth("test.all-events") == 20
+
+
+def test_a_batch_of_events_goes_to_the_broker_in_one_socket_write(
+    settings: config.Settings, bus: Bus
+) -> None:
+    """One write per batch, not one per event; the broker gets every event whole, in order,
+    with its properties, and confirms each under its own delivery tag."""
+    with broker.connect(settings) as connection:
+        batches = confirms.ConfirmedBatches(connection)
+        transport = connection.connection.transport
+        writes: list[int] = []
+        write = transport.write
+
+        def counted(data: bytes) -> None:
+            writes.append(len(data))
+            write(data)
+
+        transport.write = counted
+        try:
+            batches.send_events(_events(50))
+            batches.send_events(_events(30, first=50))
+        finally:
+            del transport.write
+        assert len(writes) == 2
+        assert [e.id for e in _collect_until(batches, 80)] == [f"event-{i}" for i in range(80)]
+    taken = bus.take("test.all-events")
+    assert [json.loads(m.body)["n"] for m in taken] == list(range(80))
+    assert taken[7].properties["message_id"] == "event-7"
+    assert taken[7].properties["type"] == "decision.registered"
+    assert taken[7].delivery_info["routing_key"] == "decision.registered"
+
+
+def test_an_event_larger_than_a_frame_arrives_whole(settings: config.Settings, bus: Bus) -> None:
+    """Bodies over the negotiated frame size are split into several body frames."""
+    big = json.dumps({"n": 0, "pad": "x" * 400_000})
+    with broker.connect(settings) as connection:
+        assert len(big) > connection.connection.frame_max
+        batches = confirms.ConfirmedBatches(connection)
+        batches.publish([Outgoing("event-big", "decision.registered", big), *_events(2, first=1)])
+    bodies = [m.body for m in bus.take("test.all-events")]
+    assert [json.loads(b)["n"] for b in bodies] == [0, 1, 2]
+    assert bodies[0] == big

@@ -4,6 +4,14 @@
 message it sent until the broker settles it: `publish` waits for a batch, `send_events` does not
 wait at all and `collect` hands the events back once confirmed. `Unconfirmed` is its stand-in on
 the embedded transport, which has no confirms.
+
+A batch of events goes to the socket in one write: py-amqp's own frame writer packs each event's
+frames into a buffer instead of the socket, and the buffers are sent together. `basic_publish`
+writes every message on its own and first polls the connection for a `connection.blocked`
+notice (a non-blocking read and two socket-mode changes per message); a batch of 13 events cost
+the worker 30-35 µs and RabbitMQ 48-56 µs of CPU per event that way, 13-14 and 36-40 µs
+written at once (measured, 10,000 events). The connection is still read on every turn of the
+loop (`collect`), where a `connection.blocked` notice would arrive.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from typing import Any
 
 from amqp import basic_message as amqp_message
 from amqp import exceptions as amqp_errors
+from amqp import spec
+from amqp.method_framing import frame_writer
+from amqp.serialization import dumps
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
@@ -46,6 +57,9 @@ class ConfirmedBatches:
         if on_return is not None:
             self.channel.events["basic_return"].add(on_return)
         self._tag = 0
+        self._frames = _Frames()
+        self._write_frames = frame_writer(connection.connection, self._frames)
+        self._publish_args: dict[tuple[str, str, bool], bytes] = {}
         # Delivery tag -> the event sent with `send_events` (None for any other message) and
         # when it was sent; in tag order.
         self._waiting: dict[int, tuple[Outgoing | None, float]] = {}
@@ -69,16 +83,48 @@ class ConfirmedBatches:
 
     def publish(self, events: Sequence[Outgoing]) -> None:
         """Returns once the broker confirmed them all (and whatever was sent before)."""
-        for event in events:
-            self.send(_event_message(event), broker.EVENTS.name, event.type, mandatory=True)
+        self._send_together(events, keep=False)
         self.confirmed()
 
     def send_events(self, events: Sequence[Outgoing]) -> None:
         """Publish without waiting; `collect` returns them once the broker has confirmed them."""
+        self._send_together(events, keep=True)
+
+    def _send_together(self, events: Sequence[Outgoing], keep: bool) -> None:
+        """Every event's frames in one socket write. Their delivery tags are counted only once
+        the write went through: the broker numbers what it received, and a write that failed
+        ends the connection, and this channel with it."""
+        if not events:
+            return
+        channel_id = self.channel.channel_id
+        if self.channel.connection is None:
+            raise amqp_errors.RecoverableConnectionError("publish: the channel is closed")
+        try:
+            for event in events:
+                self._write_frames(
+                    1,
+                    channel_id,
+                    spec.Basic.Publish,
+                    self._arguments(broker.EVENTS.name, event.type, mandatory=True),
+                    _event_message(event),
+                )
+            frames = b"".join(self._frames.chunks)
+        finally:
+            self._frames.chunks.clear()
+        self.connection.connection.transport.write(frames)
+        sent = time.monotonic()
         for event in events:
-            self.send(
-                _event_message(event), broker.EVENTS.name, event.type, mandatory=True, event=event
-            )
+            self._tag += 1
+            self._waiting[self._tag] = (event if keep else None, sent)
+
+    def _arguments(self, exchange: str, routing_key: str, mandatory: bool) -> bytes:
+        """basic.publish's arguments, encoded once per exchange and routing key."""
+        key = (exchange, routing_key, mandatory)
+        encoded = self._publish_args.get(key)
+        if encoded is None:
+            encoded = dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
+            self._publish_args[key] = encoded
+        return encoded
 
     def send(
         self,
@@ -131,6 +177,17 @@ class ConfirmedBatches:
         if self._refused:
             self._refused = False
             raise amqp_errors.MessageNacked("the broker refused an event")
+
+
+class _Frames:
+    """Stands in for the socket while a batch's frames are packed. py-amqp hands over a view of
+    its one packing buffer, reused for the next frame: kept as a copy."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.chunks.append(bytes(data))
 
 
 def _event_message(event: Outgoing) -> amqp_message.Message:

@@ -1,7 +1,8 @@
-"""Engines and migrations."""
+"""Engines and migrations; JSON parameters."""
 
 from __future__ import annotations
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,6 +12,13 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SCRIPT_LOCATION = "worker:migrations"
+
+
+def json_parameter(value: object) -> str:
+    """A statement's JSON parameter (`CAST(:x AS json)`): compact UTF-8, dates and times as
+    ISO 8601, as PostgreSQL reads them back; orjson, several times the standard library's
+    speed on a batch's rows."""
+    return orjson.dumps(value).decode()
 
 
 def engine_for(url: str) -> Engine:

@@ -4,12 +4,12 @@ published them."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from worker.adapters import tables as t
+from worker.adapters.database import json_parameter
 from worker.contracts.envelope import Outgoing
 
 
@@ -44,7 +44,7 @@ def mark_sent(db: Connection, event_ids: Sequence[str], now: dt.datetime) -> Non
     if not event_ids:
         return
     if db.dialect.name == "postgresql":  # one statement text whatever the count
-        db.execute(_MARK_SENT, {"now": now, "sent": json.dumps(list(event_ids))})
+        db.execute(_MARK_SENT, {"now": now, "sent": json_parameter(list(event_ids))})
     else:
         db.execute(
             update(t.outbox)

@@ -13,13 +13,13 @@ are read first and numbers drawn only for the keys not found, a statement each.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
 from worker.adapters import inbox, registrations
+from worker.adapters.database import json_parameter as _json
 from worker.adapters.registrations import KeyTuple, Stored
 from worker.domain.model import Registration
 
@@ -101,9 +101,9 @@ def _one_statement(
 ) -> Read:
     counts = {service: len(wanted) for service, wanted in may_register.items() if wanted}
     parameters = {
-        "ids": json.dumps(list(set(message_ids))),
-        "keys": json.dumps([dict(zip(_KEY_COLUMNS, key, strict=True)) for key in sorted(keys)]),
-        "numbers": json.dumps([{"service": s, "n": n} for s, n in sorted(counts.items())]),
+        "ids": _json(list(set(message_ids))),
+        "keys": _json([dict(zip(_KEY_COLUMNS, key, strict=True)) for key in sorted(keys)]),
+        "numbers": _json([{"service": s, "n": n} for s, n in sorted(counts.items())]),
         "new_ids": sum(counts.values()),
     }
     read = Read()

@@ -22,7 +22,6 @@ added and cancelled timers are disjoint by construction.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ import orjson
 from sqlalchemy import Connection, text
 
 from worker.adapters import inbox, outbox, registrations, timers
+from worker.adapters.database import json_parameter as _json
 from worker.contracts.envelope import Outgoing
 from worker.domain.model import Registration
 from worker.domain.schedule import Timer
@@ -169,7 +169,7 @@ def _one_statement(db: Connection, w: Writes, now: dt.datetime) -> None:
         params["inbox"] = _json(w.inbox)
     if w.sent:
         parts.append(_SENT)
-        params["sent"] = json.dumps(w.sent)
+        params["sent"] = _json(w.sent)
     if not parts:
         return
     counted = "(SELECT count(*) FROM u)" if w.changed else "0"
@@ -239,8 +239,3 @@ def _timer_row(registration_id: int, timer: Timer) -> dict[str, Any]:
         "deadline": timer.deadline,
         "offset_days": timer.offset_days,
     }
-
-
-def _json(rows: Sequence[dict[str, Any]]) -> str:
-    """Dates and times as ISO 8601, as PostgreSQL reads them back."""
-    return orjson.dumps(rows).decode()

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from worker.adapters import reads, registrations, timers, writes
+from worker.contracts.common import Key
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.contracts.schemas import Validators
@@ -72,6 +73,7 @@ class Batch:
         self._by_key: dict[registrations.KeyTuple, _Slot] = {}
         self._by_id: dict[int, _Slot] = {}
         self._seen: set[str] = set()
+        self._keys: dict[str, Key] = {}
         self._numbers: dict[str, list[str]] = {}
         self._ids: list[int] = []
         self._outbox: list[Outgoing] = []
@@ -83,13 +85,16 @@ class Batch:
     # -- reading ----------------------------------------------------------------------------
 
     def read_for_messages(self, messages: Sequence[Accepted]) -> None:
-        keys = {registrations.key_tuple(lifecycle.key_of(m.data)) for m in messages}
+        # Each message's key, once (a message id names one message: a second delivery of it
+        # is a duplicate, whose key is never looked at).
+        self._keys = {m.id: lifecycle.key_of(m.data) for m in messages}
+        keys = {registrations.key_tuple(key) for key in self._keys.values()}
         # Numbers for the keys this batch may register for the first time; what is left over
         # is given back before the commit.
         may_register: dict[str, set[registrations.KeyTuple]] = defaultdict(set)
         for message in messages:
             if lifecycle.needs_number(None, message.data):
-                key = registrations.key_tuple(lifecycle.key_of(message.data))
+                key = registrations.key_tuple(self._keys[message.id])
                 may_register[key[3]].add(key)
         read = reads.for_messages(self.db, [m.id for m in messages], keys, may_register)
         self._seen, self._numbers, self._ids = read.seen, read.numbers, read.ids
@@ -115,7 +120,7 @@ class Batch:
         if message.id in self._seen:
             return Handled("duplicate", None, ())
         self._seen.add(message.id)
-        key = lifecycle.key_of(message.data)
+        key = self._keys.get(message.id) or lifecycle.key_of(message.data)
         slot = self._by_key.setdefault(registrations.key_tuple(key), _Slot())
         number = None
         if lifecycle.needs_number(slot.current, message.data):
