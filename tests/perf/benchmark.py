@@ -530,7 +530,7 @@ def main() -> int:
         "--latency-also-at",
         type=float,
         nargs="*",
-        default=[200.0, 500.0, 800.0],
+        default=[200.0, 500.0, 800.0, 1200.0],
         metavar="MSG_PER_S",
         help="offered rates to measure latency at, besides half the throughput",
     )
@@ -633,7 +633,8 @@ def report(f: dict[str, Any]) -> str:
         (
             "  the bare relay at that rate",
             "p50 {p50} / p95 {p95} / p99 {p99} ms".format(**f["bare_latency_ms"]),
-            "the broker's own share (quorum queues, no confirm waits)",
+            "the broker's own share (quorum queues, no confirm waits); p99 "
+            + _spread([r["p99"] for r in f["bare_latency_runs"]], " ms"),
         ),
         *(
             (
