@@ -40,6 +40,9 @@ def check(document: Any, user: str | None = "desk", **kw: Any) -> intake.Accepte
         (b"{not json", "not_json"),
         (b"\xff\xfe", "not_json"),
         (b"[1, 2]", "not_json"),
+        # RFC 8259: no NaN, and UTF-8 only (the standard library took both).
+        (json.dumps({**s.request(KEY), "score": float("nan")}).encode(), "not_json"),
+        (json.dumps(s.request(KEY)).encode("utf-16"), "not_json"),
         (json.dumps({"type": "registration.cancelled", "id": "1"}).encode(), "unknown_type"),
         (json.dumps({"type": "decision.registered", "id": "1"}).encode(), "unknown_type"),
         (json.dumps({**s.request(KEY), "data": {}}).encode(), "schema_violation"),
