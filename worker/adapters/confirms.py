@@ -126,21 +126,12 @@ class ConfirmedBatches:
             self._publish_args[key] = encoded
         return encoded
 
-    def send(
-        self,
-        message: amqp_message.Message,
-        exchange: str,
-        routing_key: str,
-        *,
-        mandatory: bool = False,
-        event: Outgoing | None = None,
-    ) -> None:
-        """Publish without waiting; `confirmed` waits for this one with the others."""
-        self.channel.basic_publish(
-            message, exchange=exchange, routing_key=routing_key, mandatory=mandatory
-        )
+    def send(self, message: amqp_message.Message, exchange: str, routing_key: str) -> None:
+        """Any one message, without waiting (the benchmark's load generator publishes this
+        way); `confirmed` waits for it with the others."""
+        self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
         self._tag += 1
-        self._waiting[self._tag] = (event, time.monotonic())
+        self._waiting[self._tag] = (None, time.monotonic())
 
     def collect(self) -> list[Outgoing]:
         """The events of `send_events` confirmed since the last call, reading whatever confirms
