@@ -26,25 +26,25 @@ PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_000)]
 def _chaos(
     settings: config.Settings, tmp_path: Path, rounds: int, done: int, rng: random.Random
 ) -> int:
+    """Start a worker and kill it once it has handled a random few more messages, `rounds`
+    times or until `done` are handled. Measured in messages, not seconds: a machine (or a
+    worker) twice as fast must not finish a phase before the kills have had their turn."""
     kills = 0
     for _ in range(rounds):
         if count_rows(settings, t.inbox) >= done:
             break
         # Small batches: more commits, so more moments for the kill to fall between two.
         worker = WorkerProcess(settings, tmp_path, KMO_BATCH_SIZE="20")
-        started = count_rows(settings, t.inbox)
+        target = count_rows(settings, t.inbox) + rng.randint(10, 120)
         wait_until(
-            lambda w=worker, n=started: (
-                count_rows(settings, t.inbox) > n or w.process.poll() is not None
+            lambda w=worker, n=target: (
+                count_rows(settings, t.inbox) >= n or w.process.poll() is not None
             ),  # type: ignore[misc]
             60,
-            "a start",
+            "some messages handled",
+            every=0.002,
         )
-        try:
-            # Soon after its first commit: a worker left alone for half a second would finish
-            # a phase before the rounds run out.
-            worker.process.wait(timeout=rng.uniform(0.01, 0.15))
-        except Exception:  # still running: that is the point
+        if worker.process.poll() is None:  # still running: that is the point
             worker.kill()
             kills += 1
     return kills
