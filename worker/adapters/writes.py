@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, text
 
 from worker.adapters import inbox, outbox, registrations, timers
@@ -199,7 +198,7 @@ def _unprepared(db: Connection, statement: str, params: dict[str, Any]) -> Any:
 
 def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:
     rows = (
-        _with_document(_json_object({"id": i, "version": v, "state": r.state.value}), r)
+        _with_document(_json({"id": i, "version": v, "state": r.state.value}), r)
         for i, v, r in changed
     )
     return "[" + ",".join(rows) + "]"
@@ -218,12 +217,8 @@ def _inserted_json(inserted: Sequence[tuple[int, Registration]]) -> str:
             "registration_number": r.number,
             "state": r.state.value,
         }
-        rows.append(_with_document(_json_object(columns), r))
+        rows.append(_with_document(_json(columns), r))
     return "[" + ",".join(rows) + "]"
-
-
-def _json_object(columns: dict[str, Any]) -> str:
-    return orjson.dumps(columns).decode()
 
 
 def _with_document(columns: str, registration: Registration) -> str:

@@ -120,7 +120,7 @@ class Batch:
         if message.id in self._seen:
             return Handled("duplicate", None, ())
         self._seen.add(message.id)
-        key = self._keys.get(message.id) or lifecycle.key_of(message.data)
+        key = self._keys[message.id]  # worked out by `read_for_messages`
         slot = self._by_key.setdefault(registrations.key_tuple(key), _Slot())
         number = None
         if lifecycle.needs_number(slot.current, message.data):
