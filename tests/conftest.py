@@ -18,7 +18,8 @@ from kombu.entity import Queue
 from kombu.messaging import Producer
 
 from worker import config, samples
-from worker.adapters import broker, database
+from worker.adapters import broker
+from worker.bootstrap import open_store
 
 PG_ADMIN = os.environ.get("KMO_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BASE = os.environ.get("KMO_TEST_PG_BASE", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -42,9 +43,9 @@ def rabbitmqctl(*args: str) -> str:
 def pg_template() -> Iterator[str]:
     name = f"kmo_template_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
-    engine = database.engine_for(f"{PG_BASE}/{name}")
-    database.migrate(engine)
-    engine.dispose()
+    store = open_store(f"{PG_BASE}/{name}")
+    store.migrate()
+    store.dispose()
     yield name
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -5,27 +5,33 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from worker.adapters import broker, database
-from worker.config import Settings
+from worker.adapters import broker
+from worker.adapters.store import port
+from worker.adapters.store.postgres import PostgresStore
+from worker.adapters.store.sqlite import SqliteStore
+from worker.config import ConfigurationError, Settings
 from worker.contracts.schemas import Validators
 from worker.domain.model import Context
 from worker.observability import logs
 from worker.service.clock import Clock
-from worker.service.handling import Shell
+from worker.service.envelopes import Envelopes
 
 YOUNG_GENERATION = 20_000  # allocations between collections of the youngest objects (700)
+STORES = {"postgresql": PostgresStore.open, "sqlite": SqliteStore.open}
 
 
 @dataclass(frozen=True)
 class App:
     settings: Settings
     clock: Clock
-    engine: Engine
+    store: port.Store
     validators: Validators
-    shell: Shell
+    envelopes: Envelopes
     topology: broker.Topology
+    capabilities: broker.Capabilities
 
     def context(self) -> Context:
         return Context(
@@ -35,40 +41,41 @@ class App:
         )
 
 
+def open_store(url: str) -> port.Store:
+    """The one place that looks at which database the URL names."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as error:
+        raise ConfigurationError(f"KMO_DATABASE_URL: {error}") from error
+    if backend not in STORES:
+        known = ", ".join(sorted(STORES))
+        raise ConfigurationError(f"KMO_DATABASE_URL: {backend!r} is not one of {known}")
+    return STORES[backend](url)
+
+
 def bootstrap(
     settings: Settings, clock: Clock | None = None, *, configure_logs: bool = True
 ) -> App:
     if configure_logs:
         logs.configure(settings.log_format, settings.log_level)
-    engine = database.engine_for(settings.database_url)
     validators = Validators()
-    shell = Shell(
-        engine=engine,
-        source=settings.source,
-        validators=validators,
-        skip_locked=engine.dialect.name == "postgresql",
-    )
     return App(
         settings=settings,
         clock=clock or Clock(settings.today),
-        engine=engine,
+        store=open_store(settings.database_url),
         validators=validators,
-        shell=shell,
+        envelopes=Envelopes(settings.source, validators),
         topology=broker.topology(settings),
+        capabilities=broker.capabilities(settings),
     )
 
 
 def settle_heap() -> int:
     """Take everything built so far out of the garbage collector's sight for the life of the
     process (`gc.freeze`), collect the young generation less often, and say how many objects
-    were frozen. Called once, when the process is built and about to work.
-
-    Modules, models, the compiled schemas and the pools live as long as the process, yet every
-    full collection walked them again: some 100,000 objects, 70 ms a time. And a batch keeps
-    thousands of containers alive until it ends (its registrations, events, history rows): with
-    a young generation of 700 objects they were walked again by dozens of collections each.
-    Measured on a timer sweep of 30,000 timers: 480 ms in collections with the defaults, 100 ms
-    frozen with a young generation of 20,000; a few MB more before a collection, at most."""
+    were frozen. Called once, when the process is built and about to work: modules, models and
+    compiled schemas live as long as the process, and a batch keeps thousands of containers
+    alive until it ends (docs/performance.md has what it saves)."""
     gc.collect()  # what start-up left behind is freed, not kept for good
     gc.freeze()
     gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])

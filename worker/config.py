@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.contracts.roles import Role
 from worker.domain import identifiers
 from worker.domain.model import NoticeOffsets
 
@@ -21,7 +22,7 @@ class Publisher(BaseModel):
     """`operator` may replay dead letters on behalf of the publisher named in the
     `x-kmo-original-user-id` header; the checks then apply to that publisher."""
 
-    role: Literal["desk", "back_office", "audit_bureau", "operator"]
+    role: Role
     audit_bureau: str | None = None
 
     @model_validator(mode="after")

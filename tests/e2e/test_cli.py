@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,10 @@ KEY = s.key("1543301276")
 
 
 def kmo(
-    settings: config.Settings, *args: str, stdin: str | None = None
+    settings: config.Settings,
+    *args: str,
+    stdin: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KMO_")}
     env |= {
@@ -29,6 +33,7 @@ def kmo(
         "KMO_AUTH_REQUIRED": "false",
         "KMO_AUDIT_BUREAUS": json.dumps(sorted(settings.audit_bureaus)),
         "KMO_LOG_FORMAT": "json",
+        **(extra or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "worker.entrypoints.cli", *args],
@@ -120,3 +125,21 @@ def test_demo_needs_no_server(tmp_path: Path) -> None:
     ):
         assert f"reason {reason}" in result.stdout
     assert "1 message(s) dead-lettered" in result.stdout
+
+
+def test_a_metrics_port_already_taken_stops_the_worker_with_one_line(
+    settings: config.Settings,
+) -> None:
+    taken = socket.socket()
+    taken.bind(("0.0.0.0", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        assert kmo(settings, "migrate").returncode == 0
+        done = kmo(settings, "run", extra={"KMO_METRICS_PORT": str(port)})
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert f"KMO_METRICS_PORT={port}" in line
+    assert "Traceback" not in done.stderr

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from worker import config
-from worker.adapters import database
+from worker.bootstrap import open_store
 
 
 def environment(settings: config.Settings, **extra: str) -> dict[str, str]:
@@ -86,7 +86,7 @@ def wait_until(
 
 def count_rows(settings: config.Settings, table: Any, *where: Any) -> int:
     """Rows of a table in the worker's database (a fresh connection: workers come and go)."""
-    engine = database.engine_for(settings.database_url)
+    engine = open_store(settings.database_url).engine
     try:
         with engine.connect() as db:
             query = select(func.count()).select_from(table).where(*where)

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from tests.conftest import TODAY, Bus
 from worker import config
 from worker import samples as s
-from worker.adapters import broker, registrations
-from worker.adapters import tables as t
+from worker.adapters import broker
+from worker.adapters.store import tables as t
 from worker.bootstrap import bootstrap
-from worker.entrypoints.runner import Runner
+from worker.consumer.loop import Loop
 
 pytestmark = pytest.mark.integration
 KEY = s.key("1543301276")
@@ -22,8 +22,8 @@ KEY = s.key("1543301276")
 
 def run_until_idle(settings: config.Settings) -> None:
     app = bootstrap(settings)
-    assert Runner(app).run(until_idle=True) == 0
-    app.engine.dispose()
+    assert Loop(app).run(until_idle=True) == 0
+    app.store.engine.dispose()
 
 
 def test_request_declaration_and_passed_audit_register_the_provider(
@@ -46,16 +46,15 @@ def test_request_declaration_and_passed_audit_register_the_provider(
     ]
 
     app = bootstrap(settings)
-    with app.engine.connect() as db:
-        (stored,) = registrations.find(db, "1543301276")
-        assert stored.registration.state == "registered"
-        history = registrations.history_of(db, stored.id)
+    (stored,) = app.store.find("1543301276")
+    assert stored.registration.state == "registered"
+    history = app.store.history_of(stored.id)
     assert [(h["from_state"], h["to_state"]) for h in history] == [
         (None, "requested"),
         ("requested", "requested"),
         ("requested", "registered"),
     ]
-    app.engine.dispose()
+    app.store.engine.dispose()
 
 
 def test_events_carry_the_cloudevents_envelope_and_amqp_properties(
@@ -92,11 +91,11 @@ def test_a_message_that_fails_its_schema_is_dead_lettered_and_changes_nothing(
     assert bus.depth(settings.inbound_queue) == 0
 
     app = bootstrap(settings)
-    with app.engine.connect() as db:
+    with app.store.engine.connect() as db:
         count = db.execute(select(func.count()).select_from(t.registrations)).scalar_one()
         assert count == 1
-        assert registrations.find(db, "1543301276") == []
-    app.engine.dispose()
+    assert app.store.find("1543301276") == []
+    app.store.engine.dispose()
 
 
 def test_the_same_message_id_twice_has_one_effect(settings: config.Settings, bus: Bus) -> None:

@@ -1,9 +1,9 @@
 """The broker adapter's pieces of the consumer loop, on the real RabbitMQ.
 
-`broker.pending`: "has a delivery arrived already?" (the loop's use of it is tested in
-tests/unit/test_drain.py). Were a kombu or py-amqp release to move the socket, `pending` would
+`wire.bytes_waiting`: "has a delivery arrived already?" (the loop's use of it is tested in
+tests/unit/test_drain.py). Were a kombu or py-amqp release to move the socket, it would
 answer True always and batches would follow a steady stream again, silently; the first test
-would fail instead. `ConfirmedBatches.send_events` and `collect`: events published without
+would fail instead. `ConfirmedSender.send_events` and `collect`: events published without
 waiting, handed back once the broker confirmed them, never when it refused them."""
 
 from __future__ import annotations
@@ -19,21 +19,20 @@ from kombu.messaging import Consumer
 from tests.conftest import Bus
 from worker import config
 from worker import samples as s
-from worker.adapters import broker, confirms
-from worker.bootstrap import bootstrap
+from worker.adapters import broker, confirms, wire
+from worker.consumer.arrivals import Arrivals
 from worker.contracts.envelope import Outgoing
-from worker.entrypoints.runner import Runner
 
 pytestmark = pytest.mark.integration
 
 
-def _consume(settings: config.Settings, connection: Connection, runner: Runner) -> Consumer:
+def _consume(settings: config.Settings, connection: Connection, waiting: Arrivals) -> Consumer:
     topo = broker.topology(settings)
     broker.declare(connection, topo)
     return Consumer(
         connection.default_channel,
         queues=[topo.inbound],
-        on_message=runner._buffer.append,
+        on_message=waiting.add,
         prefetch_count=settings.prefetch,
     )
 
@@ -41,18 +40,17 @@ def _consume(settings: config.Settings, connection: Connection, runner: Runner) 
 def test_pending_tells_whether_a_delivery_waits_without_waiting(
     settings: config.Settings, bus: Bus
 ) -> None:
-    runner = Runner(bootstrap(settings))
-    with broker.connect(settings) as connection, _consume(settings, connection, runner):
-        assert broker.pending(connection) is False
+    waiting = Arrivals(settings.batch_size)
+    with broker.connect(settings) as connection, _consume(settings, connection, waiting):
+        assert wire.bytes_waiting(connection) is False
         bus.publish(s.request(s.key("1543301276")))
         deadline = time.monotonic() + 5
-        while not broker.pending(connection) and time.monotonic() < deadline:
+        while not wire.bytes_waiting(connection) and time.monotonic() < deadline:
             time.sleep(0.001)
-        assert broker.pending(connection) is True
+        assert wire.bytes_waiting(connection) is True
         connection.drain_events(timeout=1)
-        assert len(runner._buffer) == 1
-        assert broker.pending(connection) is False
-    runner.app.engine.dispose()
+        assert len(waiting) == 1
+        assert wire.bytes_waiting(connection) is False
 
 
 def _events(count: int, first: int = 0) -> list[Outgoing]:
@@ -62,7 +60,7 @@ def _events(count: int, first: int = 0) -> list[Outgoing]:
     ]
 
 
-def _collect_until(batches: confirms.ConfirmedBatches, count: int) -> list[Outgoing]:
+def _collect_until(batches: confirms.ConfirmedSender, count: int) -> list[Outgoing]:
     confirmed: list[Outgoing] = []
     deadline = time.monotonic() + 10
     while len(confirmed) < count and time.monotonic() < deadline:
@@ -75,7 +73,7 @@ def test_events_sent_without_waiting_are_collected_once_confirmed(
     settings: config.Settings, bus: Bus
 ) -> None:
     with broker.connect(settings) as connection:
-        batches = confirms.ConfirmedBatches(connection)
+        batches = confirms.ConfirmedSender(connection)
         batches.send_events(_events(300))
         batches.publish(_events(2, first=300))  # waits: for these and all sent before
         assert [e.id for e in batches.collect()] == [f"event-{i}" for i in range(300)]
@@ -92,12 +90,12 @@ def test_a_refused_event_is_not_collected_and_the_refusal_raises(
     with broker.connect(settings) as connection:
         Queue(
             "test.full",
-            exchange=broker.EVENTS,
+            exchange=broker.EVENTS_EXCHANGE,
             routing_key="decision.#",
             durable=True,
             queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"},
         )(connection.default_channel).declare()
-        batches = confirms.ConfirmedBatches(connection)
+        batches = confirms.ConfirmedSender(connection)
         batches.send_events(_events(3))
         confirmed: list[Outgoing] = []
 
@@ -122,7 +120,7 @@ def test_what_was_confirmed_before_the_connection_went_stays_confirmed(
     """A session that ends (the broker gone) hands over the confirms it had read: those events
     are marked sent, not published a second time by the relay."""
     connection = broker.connect(settings)
-    batches = confirms.ConfirmedBatches(connection)
+    batches = confirms.ConfirmedSender(connection)
     batches.send_events(_events(20))
     batches.confirmed()  # read: the callbacks have them
     connection.release()
@@ -137,7 +135,7 @@ def test_a_batch_of_events_goes_to_the_broker_in_one_socket_write(
     """One write per batch, not one per event; the broker gets every event whole, in order,
     with its properties, and confirms each under its own delivery tag."""
     with broker.connect(settings) as connection:
-        batches = confirms.ConfirmedBatches(connection)
+        batches = confirms.ConfirmedSender(connection)
         transport = connection.connection.transport
         writes: list[int] = []
         write = transport.write
@@ -166,7 +164,7 @@ def test_an_event_larger_than_a_frame_arrives_whole(settings: config.Settings, b
     big = json.dumps({"n": 0, "pad": "x" * 400_000})
     with broker.connect(settings) as connection:
         assert len(big) > connection.connection.frame_max
-        batches = confirms.ConfirmedBatches(connection)
+        batches = confirms.ConfirmedSender(connection)
         batches.publish([Outgoing("event-big", "decision.registered", big), *_events(2, first=1)])
     bodies = [m.body for m in bus.take("test.all-events")]
     assert [json.loads(b)["n"] for b in bodies] == [0, 1, 2]

@@ -16,8 +16,8 @@ from tests.conftest import TODAY, Bus
 from tests.integration.processes import WorkerProcess, count_rows, wait_until
 from worker import config
 from worker import samples as s
-from worker.adapters import database
-from worker.adapters import tables as t
+from worker.adapters.store import tables as t
+from worker.bootstrap import open_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_000)]
@@ -86,7 +86,7 @@ def test_kill_minus_nine_while_messages_flow(
     assert kills >= 5
 
     # exactly once in the database
-    engine = database.engine_for(settings.database_url)
+    engine = open_store(settings.database_url).engine
     with engine.connect() as db:
         states = Counter(db.execute(select(t.registrations.c.state)).scalars())
         history = Counter(db.execute(select(t.history.c.registration_id)).scalars())

@@ -69,7 +69,7 @@ def test_publishers_may_write_inbound_only_and_the_mailer_read_its_queue_only(
         broker.declare(worker, broker.topology(settings))
     with Connection(_url("desk"), transport_options={"confirm_publish": True}) as desk:
         Producer(desk.default_channel).publish(
-            b"{}", exchange=broker.INBOUND, routing_key="x", user_id="desk"
+            b"{}", exchange=broker.INBOUND_EXCHANGE, routing_key="x", user_id="desk"
         )
         with pytest.raises(AccessRefused):
             Queue("desk-own-queue", durable=True)(desk.channel()).declare()

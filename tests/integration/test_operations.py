@@ -17,7 +17,7 @@ from tests.integration.processes import WorkerProcess, wait_until
 from worker import config
 from worker import samples as s
 from worker.bootstrap import bootstrap
-from worker.entrypoints.runner import Runner
+from worker.consumer.loop import Loop
 
 pytestmark = pytest.mark.integration
 KEY = s.key("1543301276")
@@ -51,10 +51,10 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def running(settings: config.Settings) -> Iterator[tuple[Runner, int]]:
+def running(settings: config.Settings) -> Iterator[tuple[Loop, int]]:
     port = free_port()
     app = bootstrap(settings.model_copy(update={"metrics_port": port}))
-    runner = Runner(app)
+    runner = Loop(app)
     runner.serve_http()
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
@@ -65,7 +65,7 @@ def running(settings: config.Settings) -> Iterator[tuple[Runner, int]]:
 
 
 def test_metrics_show_what_happened(
-    running: tuple[Runner, int], bus: Bus, settings: config.Settings
+    running: tuple[Loop, int], bus: Bus, settings: config.Settings
 ) -> None:
     _runner, port = running
     _, before = get(port, "/metrics")
@@ -114,7 +114,7 @@ def broker_comes_back() -> Iterator[None]:
     rabbitmqctl("await_startup")
 
 
-def test_readyz_follows_the_broker(running: tuple[Runner, int], broker_comes_back: None) -> None:
+def test_readyz_follows_the_broker(running: tuple[Loop, int], broker_comes_back: None) -> None:
     _runner, port = running
     assert get(port, "/readyz") == (200, "ok\n")
     assert get(port, "/healthz")[0] == 200
@@ -131,7 +131,7 @@ def test_readyz_is_false_on_an_unmigrated_database(settings: config.Settings) ->
     bare = settings.database_url.rsplit("/", 1)[0] + "/postgres"
     port = free_port()
     app = bootstrap(settings.model_copy(update={"database_url": bare, "metrics_port": port}))
-    runner = Runner(app)
+    runner = Loop(app)
     runner.serve_http()
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()

@@ -18,10 +18,10 @@ from tests.conftest import AMQP_BASE, TODAY, Bus, rabbitmqctl
 from tests.e2e.test_cli import kmo
 from worker import config
 from worker import samples as s
-from worker.adapters import broker, database
-from worker.adapters import tables as t
-from worker.bootstrap import bootstrap
-from worker.entrypoints.runner import Runner
+from worker.adapters import broker
+from worker.adapters.store import tables as t
+from worker.bootstrap import bootstrap, open_store
+from worker.consumer.loop import Loop
 
 pytestmark = pytest.mark.integration
 KEY = s.key("1543301276")
@@ -72,12 +72,12 @@ def publish_as(user: str, vhost: str, document: dict[str, Any], user_id: str | N
 
 def run(settings: config.Settings) -> None:
     app = bootstrap(settings)
-    assert Runner(app).run(until_idle=True) == 0
-    app.engine.dispose()
+    assert Loop(app).run(until_idle=True) == 0
+    app.store.engine.dispose()
 
 
 def _registrations(settings: config.Settings) -> int:
-    engine = database.engine_for(settings.database_url)
+    engine = open_store(settings.database_url).engine
     with engine.connect() as db:
         value = int(db.execute(select(func.count()).select_from(t.registrations)).scalar_one())
     engine.dispose()

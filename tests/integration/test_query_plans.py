@@ -19,9 +19,9 @@ from sqlalchemy import Connection, text
 from tests.conftest import TODAY
 from worker import config
 from worker import samples as s
-from worker.adapters import outbox, reads
+from worker.adapters.store import postgres_sql
 from worker.bootstrap import bootstrap
-from worker.service import handling, intake
+from worker.service import intake, unit_of_work
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +56,10 @@ def test_the_batch_read_uses_the_indexes_in_a_plan_made_while_the_tables_were_em
 ) -> None:
     app = bootstrap(settings, configure_logs=False)
     key = {"enterprise_number": "0123456749", "unit_kind": "x", "department_id": "", "service": "T"}
-    with app.engine.begin() as db:
+    with app.store.engine.begin() as db:
         plan = _generic_plan(
             db,
-            reads._READ.text,
+            postgres_sql.READ.text,
             {
                 "ids": json.dumps(["a", "b"]),
                 "keys": json.dumps([key]),
@@ -89,10 +89,10 @@ SENT = {"now": "2027-01-01T00:00:00Z", "sent": json.dumps(["e1", "e2"])}
 
 def test_marking_events_sent_uses_the_index_on_a_large_outbox(settings: config.Settings) -> None:
     app = bootstrap(settings, configure_logs=False)
-    with app.engine.begin() as db:
+    with app.store.engine.begin() as db:
         _events(db, 1, 20_000)
         db.exec_driver_sql("ANALYZE outbox")
-        plan = _generic_plan(db, outbox.MARK_SENT, SENT)
+        plan = _generic_plan(db, postgres_sql.MARK_SENT, SENT)
     assert "Seq Scan on outbox" not in plan, plan
 
 
@@ -103,16 +103,16 @@ def test_marking_events_sent_looks_them_up_by_id_not_among_the_pending(
     # pending events for a small one, and walked all of it for every batch (0.7 ms a batch at a
     # backlog of 20,000 entries, measured, growing with it).
     app = bootstrap(settings, configure_logs=False)
-    with app.engine.begin() as db:
+    with app.store.engine.begin() as db:
         _events(db, 1, 20_000)
         db.exec_driver_sql("UPDATE outbox SET sent_at = now()")
         db.exec_driver_sql("ANALYZE outbox")  # nothing pending, by the statistics
         _events(db, 20_001, 40_000)  # a burst, not yet analyzed
-        plan = _generic_plan(db, outbox.MARK_SENT, SENT)
+        plan = _generic_plan(db, postgres_sql.MARK_SENT, SENT)
         custom = "\n".join(
             row[0]
             for row in db.execute(
-                text(f"EXPLAIN {outbox.MARK_SENT}"), {**SENT, "now": dt.datetime.now(dt.UTC)}
+                text(f"EXPLAIN {postgres_sql.MARK_SENT}"), {**SENT, "now": dt.datetime.now(dt.UTC)}
             )
         )
     for made in (plan, custom):
@@ -136,8 +136,8 @@ def test_the_batch_write_is_planned_for_its_parameters_never_from_a_cached_plan(
         ]
         for message in accepted:  # one per batch: the second one updates the registration
             assert isinstance(message, intake.Accepted), message
-            handling.handle_batch(app.shell, [message], app.context(), now)
-    with app.engine.connect() as db:  # the same pooled connection: one was ever needed
+            unit_of_work.handle_messages(app.store, app.envelopes, [message], app.context(), now)
+    with app.store.engine.connect() as db:  # the same pooled connection: one was ever needed
         prepared = [
             row[0] for row in db.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
         ]

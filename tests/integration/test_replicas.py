@@ -17,8 +17,8 @@ from tests.integration.processes import WorkerProcess, count_rows, wait_until
 from tests.support import Life
 from worker import config
 from worker import samples as s
-from worker.adapters import database
-from worker.adapters import tables as t
+from worker.adapters.store import tables as t
+from worker.bootstrap import open_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_000_200)]
@@ -69,7 +69,7 @@ def test_two_replicas_end_where_a_serial_run_ends(
         for document in mine:
             life.send(document, TODAY)
         serial[number] = life.state
-    engine = database.engine_for(settings.database_url)
+    engine = open_store(settings.database_url).engine
     with engine.connect() as db:
         actual = dict(
             db.execute(select(t.registrations.c.enterprise_number, t.registrations.c.state)).all()

@@ -16,8 +16,8 @@ from tests.conftest import TODAY, Bus, rabbitmqctl
 from tests.integration.processes import WorkerProcess, wait_until
 from worker import config
 from worker import samples as s
-from worker.adapters import database
-from worker.adapters import tables as t
+from worker.adapters.store import tables as t
+from worker.bootstrap import open_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_500)]
@@ -25,7 +25,7 @@ PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_001_500)]
 
 def _inbox(settings: config.Settings) -> int:
     try:
-        engine = database.engine_for(settings.database_url)
+        engine = open_store(settings.database_url).engine
         with engine.connect() as db:
             return int(db.execute(select(func.count()).select_from(t.inbox)).scalar_one())
     except Exception:  # the database may be restarting
@@ -43,7 +43,7 @@ def _publish_lives(bus: Bus) -> None:
 
 
 def _check_all_registered(settings: config.Settings, bus: Bus) -> None:
-    engine = database.engine_for(settings.database_url)
+    engine = open_store(settings.database_url).engine
     with engine.connect() as db:
         states = set(db.execute(select(t.registrations.c.state)).scalars())
         count = db.execute(select(func.count()).select_from(t.registrations)).scalar_one()
@@ -127,7 +127,7 @@ def test_sigterm_finishes_the_message_in_hand_and_exits_zero(
     started = time.monotonic()
     assert worker.terminate(timeout=settings.shutdown_grace_seconds + 5) == 0
     assert time.monotonic() - started < settings.shutdown_grace_seconds
-    engine = database.engine_for(settings.database_url)
+    engine = open_store(settings.database_url).engine
     with engine.connect() as db:
         pending = db.execute(
             select(func.count()).select_from(t.outbox).where(t.outbox.c.sent_at.is_(None))

@@ -13,16 +13,17 @@ from worker import config
 from worker import samples as s
 from worker.adapters import broker
 from worker.bootstrap import bootstrap
-from worker.entrypoints import dead_letters, runner
+from worker.consumer.loop import Loop
+from worker.entrypoints import dead_letters
 from worker.observability import metrics
-from worker.service import handling
+from worker.service import unit_of_work
 
 pytestmark = pytest.mark.integration
 KEY = s.key("1543301276")
 
 
 def _flaky(failures: int, error: Exception) -> Any:
-    real = handling.handle_batch
+    real = unit_of_work.handle_messages
     calls = {"n": 0}
 
     def handle(*args: Any, **kwargs: Any) -> Any:
@@ -42,10 +43,10 @@ def test_a_transient_failure_is_retried_and_then_handled(
     settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handle, calls = _flaky(2, OperationalError("SELECT", {}, ConnectionError("server closed")))
-    monkeypatch.setattr(runner.handling, "handle_batch", handle)
+    monkeypatch.setattr(unit_of_work, "handle_messages", handle)
     before = _retries("database_unavailable")
     bus.publish(s.request(KEY))
-    runner.Runner(bootstrap(settings)).run(until_idle=True)
+    Loop(bootstrap(settings)).run(until_idle=True)
     assert calls["n"] == 3
     assert _retries("database_unavailable") - before == 2
     assert [e["type"] for e in bus.events()] == ["decision.request_accepted"]
@@ -56,10 +57,10 @@ def test_a_failure_that_retrying_cannot_mend_is_dead_lettered_at_once(
     settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handle, calls = _flaky(1000, RuntimeError("a bug"))
-    monkeypatch.setattr(runner.handling, "handle_batch", handle)
+    monkeypatch.setattr(unit_of_work, "handle_messages", handle)
     document = s.request(KEY)
     bus.publish(document)
-    runner.Runner(bootstrap(settings)).run(until_idle=True)
+    Loop(bootstrap(settings)).run(until_idle=True)
     assert calls["n"] == 1
     (dead,) = bus.take(broker.DEAD_LETTER_QUEUE)
     assert dead.headers["x-kmo-reason"] == "processing_failed"
@@ -72,10 +73,10 @@ def test_a_transient_failure_past_the_bound_is_dead_lettered(
     settings: config.Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handle, calls = _flaky(1000, OperationalError("SELECT", {}, ConnectionError("gone")))
-    monkeypatch.setattr(runner.handling, "handle_batch", handle)
+    monkeypatch.setattr(unit_of_work, "handle_messages", handle)
     bus.publish(s.request(KEY))
     bounded = settings.model_copy(update={"retry_attempts": 3})
-    runner.Runner(bootstrap(bounded)).run(until_idle=True)
+    Loop(bootstrap(bounded)).run(until_idle=True)
     assert calls["n"] == 3
     (dead,) = bus.take(broker.DEAD_LETTER_QUEUE)
     assert dead.headers["x-kmo-reason"] == "processing_failed"
@@ -114,7 +115,7 @@ def test_events_nobody_is_bound_for_are_returned_and_counted(settings: config.Se
         before = metrics.REGISTRY.get_sample_value("kmo_events_returned_total") or 0.0
         bus.publish(s.request(KEY))
         bus.publish(s.approval(s.key("0995127057"), TODAY))
-        runner.Runner(bootstrap(bare)).run(until_idle=True)
+        Loop(bootstrap(bare)).run(until_idle=True)
         after = metrics.REGISTRY.get_sample_value("kmo_events_returned_total") or 0.0
         assert after - before == 2  # decision.request_accepted and message.ignored
     finally:

@@ -16,9 +16,8 @@ from tests.conftest import Bus
 from tests.support import Life
 from worker import config
 from worker import samples as s
-from worker.adapters import registrations
 from worker.bootstrap import bootstrap
-from worker.entrypoints.runner import Runner
+from worker.consumer.loop import Loop
 from worker.service.clock import Clock
 
 pytestmark = pytest.mark.integration
@@ -155,14 +154,13 @@ def _real(
         for document in documents:
             bus.publish(document)
         app = bootstrap(settings.model_copy(update={"today": today}), Clock(today))
-        assert Runner(app).run(until_idle=True) == 0
+        assert Loop(app).run(until_idle=True) == 0
         events += [e["type"] for e in bus.events()]
-        app.engine.dispose()
+        app.store.engine.dispose()
     app = bootstrap(settings)
-    with app.engine.connect() as db:
-        (stored,) = registrations.find(db, KEY["enterprise_number"])
-        history = registrations.history_of(db, stored.id)
-    app.engine.dispose()
+    (stored,) = app.store.find(KEY["enterprise_number"])
+    history = app.store.history_of(stored.id)
+    app.store.engine.dispose()
     return events, stored.registration.state.value, history
 
 

@@ -12,18 +12,21 @@ from sqlalchemy import func, select
 from tests.support import message
 from worker import config
 from worker import samples as s
-from worker.adapters import tables as t
+from worker.adapters.store import port
+from worker.adapters.store import tables as t
 from worker.bootstrap import bootstrap
+from worker.consumer import sweep
 from worker.domain.model import Context, NoticeOffsets
-from worker.service import handling, intake, sweep
+from worker.service import intake, unit_of_work
 from worker.service.clock import Clock
+from worker.service.envelopes import Envelopes
 
 pytestmark = pytest.mark.integration
 D = dt.date
 PROVIDERS = [f"{n:08d}{97 - n % 97:02d}" for n in range(10_000_000, 10_000_060)]
 
 
-def _register_all(app: handling.Shell, today: D) -> None:
+def _register_all(store: port.Store, envelopes: Envelopes, today: D) -> None:
     ctx = Context(today=today)
     now = dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
     for number in PROVIDERS:
@@ -31,21 +34,21 @@ def _register_all(app: handling.Shell, today: D) -> None:
         for document in (s.request(key), s.declaration(key, today), s.audit(key, today)):
             parsed = message(document)
             accepted = intake.Accepted(parsed.id, document["type"], parsed.data)
-            handling.handle(app, accepted, ctx, now)
+            unit_of_work.handle_messages(store, envelopes, [accepted], ctx, now)
 
 
 def test_entering_a_state_sets_its_timers_and_leaving_it_cancels_them(
     settings: config.Settings,
 ) -> None:
     app = bootstrap(settings)
-    _register_all(app.shell, D(2027, 2, 1))
-    with app.engine.connect() as db:
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
+    with app.store.engine.connect() as db:
         kinds = Counter(
             db.execute(select(t.timers.c.kind).where(t.timers.c.fired_at.is_(None))).scalars()
         )
     # registered: the end of the period, and notices 90 and 30 days before it
     assert kinds == {"deadline.period_end": 60, "notice.expiring": 120}
-    app.engine.dispose()
+    app.store.engine.dispose()
 
 
 def test_two_sweeps_at_once_fire_every_timer_exactly_once(
@@ -53,7 +56,7 @@ def test_two_sweeps_at_once_fire_every_timer_exactly_once(
 ) -> None:
     monkeypatch.setattr(sweep, "BATCH", 7)  # small batches, so the two sweeps contend
     app = bootstrap(settings)
-    _register_all(app.shell, D(2027, 2, 1))
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
     end = D(2032, 1, 31)
     ctx = Context(today=end + dt.timedelta(days=1), offsets=NoticeOffsets())
     fired: list[int] = []
@@ -61,14 +64,14 @@ def test_two_sweeps_at_once_fire_every_timer_exactly_once(
 
     def sweeper() -> None:
         barrier.wait()
-        fired.append(sweep.sweep(app.shell, ctx, Clock(ctx.today)))
+        fired.append(sweep.sweep(app.store, app.envelopes, ctx, Clock(ctx.today)))
 
     threads = [threading.Thread(target=sweeper) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    with app.engine.connect() as db:
+    with app.store.engine.connect() as db:
         types = Counter(db.execute(select(t.outbox.c.type)).scalars())
         pending = db.execute(
             select(func.count()).select_from(t.timers).where(t.timers.c.fired_at.is_(None))
@@ -80,14 +83,17 @@ def test_two_sweeps_at_once_fire_every_timer_exactly_once(
     assert types["notice.expiring"] == 0  # their day has passed with the period itself
     assert pending == 0
     assert states == {"expired": 60}
-    app.engine.dispose()
+    app.store.engine.dispose()
 
 
 def test_an_empty_sweep_fires_nothing(settings: config.Settings) -> None:
     app = bootstrap(settings)
-    _register_all(app.shell, D(2027, 2, 1))
-    assert sweep.sweep(app.shell, Context(today=D(2027, 3, 1)), Clock(D(2027, 3, 1))) == 0
-    app.engine.dispose()
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
+    assert (
+        sweep.sweep(app.store, app.envelopes, Context(today=D(2027, 3, 1)), Clock(D(2027, 3, 1)))
+        == 0
+    )
+    app.store.engine.dispose()
 
 
 def test_one_sweep_in_parallel_transactions_fires_every_timer_once_and_reports_on_its_thread(
@@ -95,16 +101,16 @@ def test_one_sweep_in_parallel_transactions_fires_every_timer_once_and_reports_o
 ) -> None:
     monkeypatch.setattr(sweep, "BATCH", 7)
     app = bootstrap(settings)
-    _register_all(app.shell, D(2027, 2, 1))
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
     ctx = Context(today=D(2032, 2, 1), offsets=NoticeOffsets())
     firing_threads: set[str] = set()
-    real_fire_batch = handling.fire_batch
+    real_fire_batch = unit_of_work.fire_timers
 
-    def fire_batch(*args: object, **kwargs: object) -> handling.Committed:
+    def fire_batch(*args: object, **kwargs: object) -> unit_of_work.Committed:
         firing_threads.add(threading.current_thread().name)
         return real_fire_batch(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(handling, "fire_batch", fire_batch)
+    monkeypatch.setattr(unit_of_work, "fire_timers", fire_batch)
     caller = threading.get_ident()
     sent: list[str] = []
     reported: list[int] = []
@@ -117,8 +123,8 @@ def test_one_sweep_in_parallel_transactions_fires_every_timer_once_and_reports_o
         assert threading.get_ident() == caller
         reported.append(due.id)  # type: ignore[attr-defined]
 
-    fired = sweep.sweep(app.shell, ctx, Clock(ctx.today), on_fired, send, workers=3)
-    with app.engine.connect() as db:
+    fired = sweep.sweep(app.store, app.envelopes, ctx, Clock(ctx.today), on_fired, send, workers=3)
+    with app.store.engine.connect() as db:
         expired = t.outbox.c.type == "decision.expired"  # what the sweep made
         stored = list(db.execute(select(t.outbox.c.event_id).where(expired)).scalars())
         pending = db.execute(
@@ -128,24 +134,24 @@ def test_one_sweep_in_parallel_transactions_fires_every_timer_once_and_reports_o
     assert sorted(reported) == sorted(set(reported)) and len(reported) == 180
     assert sorted(sent) == sorted(stored) and len(sent) == len(set(sent)) == 60
     assert len(firing_threads - {threading.current_thread().name}) >= 2, firing_threads
-    app.engine.dispose()
+    app.store.engine.dispose()
 
 
 def test_a_sweep_skips_a_registration_a_consumer_holds_and_fires_it_later(
     settings: config.Settings,
 ) -> None:
     app = bootstrap(settings)
-    _register_all(app.shell, D(2027, 2, 1))
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
     ctx = Context(today=D(2032, 2, 1), offsets=NoticeOffsets())
-    with app.engine.connect() as held:  # a consumer in the middle of its transaction
+    with app.store.engine.connect() as held:  # a consumer in the middle of its transaction
         held.execute(
             select(t.registrations.c.id).where(t.registrations.c.id == 1).with_for_update()
         )
         started = dt.datetime.now()
-        fired = sweep.sweep(app.shell, ctx, Clock(ctx.today))
+        fired = sweep.sweep(app.store, app.envelopes, ctx, Clock(ctx.today))
         waited = dt.datetime.now() - started
         held.rollback()
     assert fired == 177  # everything but the held registration's three timers
     assert waited < dt.timedelta(seconds=5)  # skipped, not waited for
-    assert sweep.sweep(app.shell, ctx, Clock(ctx.today)) == 3
-    app.engine.dispose()
+    assert sweep.sweep(app.store, app.envelopes, ctx, Clock(ctx.today)) == 3
+    app.store.engine.dispose()

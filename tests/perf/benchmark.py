@@ -31,10 +31,10 @@ import psycopg
 from kombu import Connection, Exchange, Queue
 
 from worker import config, samples
-from worker.adapters import confirms, database
-from worker.bootstrap import bootstrap, settle_heap
+from worker.adapters import confirms
+from worker.bootstrap import bootstrap, open_store, settle_heap
+from worker.consumer import sweep as sweeping
 from worker.domain.model import Context
-from worker.service import sweep as sweeping
 from worker.service.clock import Clock
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -133,7 +133,7 @@ class Publisher:
     benchmark that loses a message on the way in would wait for an event that never comes."""
 
     def __init__(self, connection: Connection) -> None:
-        self.batches = confirms.ConfirmedBatches(connection, timeout=300)
+        self.batches = confirms.ConfirmedSender(connection, timeout=300)
 
     def publish(self, body: bytes, exchange: str, routing_key: str) -> None:
         message = amqp.Message(body, delivery_mode=2, content_type="application/cloudevents+json")
@@ -366,9 +366,9 @@ def sweep_run(registrations: int, due: int, repeat: int) -> dict[str, Any]:
     db = fresh_database()
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
     try:
-        engine = database.engine_for(url)
-        database.migrate(engine)
-        engine.dispose()
+        store = open_store(url)
+        store.migrate()
+        store.dispose()
         first_end = TODAY - dt.timedelta(days=1)  # the first cohort's periods ended yesterday
         load_registrations(f"{PG}/{db}", registrations, due, repeat, first_end)
         settings = config.Settings(database_url=url, today=TODAY)
@@ -379,18 +379,20 @@ def sweep_run(registrations: int, due: int, repeat: int) -> dict[str, Any]:
         timings = []
         for _ in range(30):
             start = time.perf_counter()
-            fired = sweeping.sweep(app.shell, quiet, app.clock, workers=workers)
+            fired = sweeping.sweep(app.store, app.envelopes, quiet, app.clock, workers=workers)
             timings.append((time.perf_counter() - start) * 1000)
             assert fired == 0
         rates = []
         for cohort in range(repeat):
             today = TODAY + dt.timedelta(days=COHORT_DAYS * cohort)
             start = time.perf_counter()
-            fired = sweeping.sweep(app.shell, Context(today=today), app.clock, workers=workers)
+            fired = sweeping.sweep(
+                app.store, app.envelopes, Context(today=today), app.clock, workers=workers
+            )
             seconds = time.perf_counter() - start
             assert fired == due, (fired, due)
             rates.append(round(fired / seconds, 1))
-        app.engine.dispose()
+        app.store.engine.dispose()
         return {
             "registrations": registrations,
             "timers": registrations * 3,

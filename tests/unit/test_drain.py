@@ -11,14 +11,12 @@ import select
 import socket
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from worker import config
-from worker.adapters import broker
-from worker.bootstrap import bootstrap
-from worker.entrypoints import runner as running
+from worker.adapters import wire
+from worker.consumer import arrivals
 
 
 class SteadyStream:
@@ -27,8 +25,10 @@ class SteadyStream:
     def __init__(self, on_message: Any, gap: float) -> None:
         self._ours, self._theirs = socket.socketpair()
         self.on_message, self.gap = on_message, gap
-        # What `broker.pending` looks at on a py-amqp connection.
-        self.connection = SimpleNamespace(transport=SimpleNamespace(sock=self._ours))
+        # What `wire.bytes_waiting` looks at on a py-amqp connection.
+        self.connection = SimpleNamespace(
+            transport=SimpleNamespace(sock=self._ours, _read_buffer=b"")
+        )
         self._stop = threading.Event()
         self.delivered = 0
         self._thread = threading.Thread(target=self._flow, daemon=True)
@@ -59,19 +59,15 @@ class SteadyStream:
         self.on_message(object())
 
 
-def test_a_batch_takes_what_has_arrived_and_does_not_follow_a_steady_stream(
-    tmp_path: Path,
-) -> None:
-    settings = config.Settings(database_url=f"sqlite:///{tmp_path}/w.sqlite3", batch_size=5_000)
-    runner = running.Runner(bootstrap(settings))
-    with SteadyStream(runner._buffer.append, gap=0.0005) as stream:
+def test_a_batch_takes_what_has_arrived_and_does_not_follow_a_steady_stream() -> None:
+    waiting = arrivals.Arrivals(batch_size=5_000)
+    with SteadyStream(waiting.add, gap=0.0005) as stream:
         time.sleep(0.02)  # a few deliveries wait already
-        assert runner._drain(stream) is True  # type: ignore[arg-type]
-    taken = len(runner._buffer)
+        assert waiting.drain(stream) is True  # type: ignore[arg-type]
+    taken = len(waiting)
     # ~40 waiting; a drain that followed the stream would take one every 0.5 ms until 5,000
     # (2.5 s).
     assert 5 <= taken < 500
-    runner.app.engine.dispose()
 
 
 def test_pending_is_a_look_at_the_socket_not_a_wait() -> None:
@@ -80,30 +76,30 @@ def test_pending_is_a_look_at_the_socket_not_a_wait() -> None:
         connection=SimpleNamespace(transport=SimpleNamespace(sock=ours, _read_buffer=b""))
     )
     try:
-        assert broker.pending(connection) is False  # type: ignore[arg-type]
+        assert wire.bytes_waiting(connection) is False  # type: ignore[arg-type]
         theirs.send(b"x")
         deadline = time.monotonic() + 2
-        while not broker.pending(connection) and time.monotonic() < deadline:  # type: ignore[arg-type]
+        while not wire.bytes_waiting(connection) and time.monotonic() < deadline:  # type: ignore[arg-type]
             time.sleep(0.001)
-        assert broker.pending(connection) is True  # type: ignore[arg-type]
+        assert wire.bytes_waiting(connection) is True  # type: ignore[arg-type]
         ours.recv(1)
-        assert broker.pending(connection) is False  # type: ignore[arg-type]
+        assert wire.bytes_waiting(connection) is False  # type: ignore[arg-type]
         # A frame half read by py-amqp: the rest is on its way.
         connection.connection.transport._read_buffer = b"\x03"
-        assert broker.pending(connection) is True  # type: ignore[arg-type]
+        assert wire.bytes_waiting(connection) is True  # type: ignore[arg-type]
         # A transport without a socket (the embedded one): its drain polls on its own.
-        assert broker.pending(SimpleNamespace(connection=object())) is True  # type: ignore[arg-type]
+        assert wire.bytes_waiting(SimpleNamespace(connection=object())) is True  # type: ignore[arg-type]
     finally:
         ours.close()
         theirs.close()
 
 
-def test_a_drain_with_deliveries_in_hand_does_not_wait_for_another(tmp_path: Path) -> None:
+def test_a_drain_with_deliveries_in_hand_does_not_wait_for_another() -> None:
     """Reading a connection for its heartbeats reads its deliveries too; with the whole prefetch
     window in the buffer the broker sends nothing more until an ack, so waiting for "a first
     delivery" stalled every batch of a burst for the full poll (throughput fell to a third)."""
-    settings = config.Settings(database_url=f"sqlite:///{tmp_path}/w.sqlite3")
-    runner = running.Runner(bootstrap(settings))
+    settings = config.Settings()
+    waiting = arrivals.Arrivals(settings.batch_size)
     ours, theirs = socket.socketpair()
     waits: list[float] = []
 
@@ -116,13 +112,13 @@ def test_a_drain_with_deliveries_in_hand_does_not_wait_for_another(tmp_path: Pat
         drain_events=drain_events,
     )
     try:
-        runner._buffer.extend(object() for _ in range(settings.prefetch))  # type: ignore[misc]
-        assert runner._drain(silent) is True  # type: ignore[arg-type]
+        for _ in range(settings.prefetch):
+            waiting.add(object())
+        assert waiting.drain(silent) is True  # type: ignore[arg-type]
         assert waits == []  # nothing pending on the socket: no read at all
-        runner._buffer.clear()
-        assert runner._drain(silent) is False  # an empty buffer: it waits for a first one
-        assert waits == [running.POLL_SECONDS]
+        waiting.clear()
+        assert waiting.drain(silent) is False  # none in hand: it waits for a first one
+        assert waits == [arrivals.POLL_SECONDS]
     finally:
         ours.close()
         theirs.close()
-    runner.app.engine.dispose()

@@ -56,8 +56,10 @@ def test_bad_input_reasons(body: bytes, reason: str) -> None:
 
 
 def test_size_is_checked_before_anything_else() -> None:
-    verdict = check(b"{" * 2000, max_bytes=1024)
+    small = SETTINGS.model_copy(update={"max_message_bytes": 1024})
+    verdict = intake.check(b"{" * 2000, {"user_id": "desk"}, VALIDATORS, small)
     assert isinstance(verdict, intake.Rejected) and verdict.reason == "too_large"
+    assert "the limit is 1024" in verdict.error
 
 
 def test_schema_is_checked_before_the_publisher() -> None:

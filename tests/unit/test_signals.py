@@ -15,7 +15,7 @@ from pathlib import Path
 
 from worker import config
 from worker.bootstrap import bootstrap
-from worker.entrypoints.runner import Runner
+from worker.consumer.loop import Loop
 
 SCENARIO = textwrap.dedent(
     """
@@ -23,11 +23,11 @@ SCENARIO = textwrap.dedent(
     from structlog._output import WRITE_LOCKS
     from worker import config
     from worker.bootstrap import bootstrap
-    from worker.entrypoints.runner import Runner
+    from worker.consumer.loop import Loop
     from worker.observability import logs
 
     folder = sys.argv[1]
-    runner = Runner(bootstrap(config.Settings(database_url=f"sqlite:///{folder}/w.sqlite3")))
+    runner = Loop(bootstrap(config.Settings(database_url=f"sqlite:///{folder}/w.sqlite3")))
     runner.install_signal_handlers()
     logs.get("test").info("warming_up")  # the log writer exists now, with its lock
     held = list(WRITE_LOCKS.values())
@@ -60,6 +60,6 @@ def test_sigterm_while_the_log_writer_holds_its_lock_sets_the_flag_and_returns(
 
 def test_the_stop_flag_ends_a_pause_early(tmp_path: Path) -> None:
     settings = config.Settings(database_url=f"sqlite:///{tmp_path / 'w.sqlite3'}")
-    runner = Runner(bootstrap(settings))
+    runner = Loop(bootstrap(settings))
     threading.Timer(0.1, runner.stopping.set).start()
     assert runner.stopping.wait(30) is True

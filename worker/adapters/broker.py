@@ -1,5 +1,7 @@
-"""RabbitMQ (or the embedded kombu transport): topology, connections, publishing.
+"""RabbitMQ (or the embedded kombu transport): what it can do, topology, connections, acks,
+publishing inbound messages and dead letters.
 
+What the transport can do is decided once (`capabilities`); nothing else asks which one runs.
 The consumer and the publisher use separate connections: py-amqp drains deliveries while it waits
 for a publisher confirm, so confirming on the consuming connection re-enters the callback.
 """
@@ -7,9 +9,8 @@ for a publisher confirm, so confirming on the consuming connection re-enters the
 from __future__ import annotations
 
 import datetime as dt
-import select
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,16 +21,35 @@ from kombu.entity import Exchange, Queue, binding
 from kombu.messaging import Producer
 
 from worker import __version__
-from worker.adapters import embedded
+from worker.adapters import embedded, wire
 from worker.config import Settings
+from worker.contracts import dead_letters
 
-INBOUND = Exchange("kmo.inbound", type="topic", durable=True)
-EVENTS = Exchange("kmo.events", type="topic", durable=True)
-DEAD_LETTER = Exchange("kmo.dead-letter", type="topic", durable=True)
+INBOUND_EXCHANGE = Exchange("kmo.inbound", type="topic", durable=True)
+EVENTS_EXCHANGE = Exchange("kmo.events", type="topic", durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("kmo.dead-letter", type="topic", durable=True)
 DEAD_LETTER_QUEUE = "kmo.dead-letter"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 REST_OF_FRAME_SECONDS = 0.001  # a frame whose first bytes have arrived: the rest is near
 EMBEDDED_POLL_SECONDS = 0.05  # the filesystem transport polls its folder; keep latency low
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the transport can do: RabbitMQ all of it, kombu's filesystem transport (the embedded
+    default) none of it."""
+
+    embedded: bool
+    confirms: bool  # publisher confirms, and returns of unroutable `mandatory` messages
+    multiple_ack: bool  # one ack settles every earlier delivery of the channel
+    heartbeats: bool
+    checks_user_id: bool  # a message's `user_id` must be the connection's own user
+
+
+def capabilities(settings: Settings) -> Capabilities:
+    amqp = not settings.is_embedded_broker
+    return Capabilities(not amqp, confirms=amqp, multiple_ack=amqp, heartbeats=amqp,
+                        checks_user_id=amqp)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class Topology:
 
 
 def topology(settings: Settings) -> Topology:
-    quorum = not settings.is_embedded_broker and settings.queue_type == "quorum"
+    quorum = not capabilities(settings).embedded and settings.queue_type == "quorum"
     arguments: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
     inbound_arguments = dict(arguments)
     if quorum:
@@ -53,8 +73,8 @@ def topology(settings: Settings) -> Topology:
         # instead of looping forever; at-least-once, so the move itself cannot lose it.
         inbound_arguments |= {
             "x-delivery-limit": settings.delivery_limit,
-            "x-dead-letter-exchange": DEAD_LETTER.name,
-            "x-dead-letter-routing-key": "delivery_limit",
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-dead-letter-routing-key": dead_letters.DELIVERY_LIMIT,
             "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
         }
@@ -64,18 +84,18 @@ def topology(settings: Settings) -> Topology:
         return Queue(name, bindings=bindings, durable=True, queue_arguments=args)
 
     downstream = tuple(
-        queue(name, EVENTS, keys, arguments)
+        queue(name, EVENTS_EXCHANGE, keys, arguments)
         for name, keys in sorted(settings.downstream_queues.items())
     )
     return Topology(
-        inbound=queue(settings.inbound_queue, INBOUND, ["#"], inbound_arguments),
+        inbound=queue(settings.inbound_queue, INBOUND_EXCHANGE, ["#"], inbound_arguments),
         downstream=downstream,
-        dead_letters=queue(DEAD_LETTER_QUEUE, DEAD_LETTER, ["#"], arguments),
+        dead_letters=queue(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, ["#"], arguments),
     )
 
 
 def connect(settings: Settings, *, confirms: bool = False) -> Connection:
-    if settings.is_embedded_broker:
+    if capabilities(settings).embedded:
         folder = settings.broker_folder.resolve()
         folder.mkdir(parents=True, exist_ok=True)
         options = {
@@ -95,7 +115,7 @@ def declare(connection: Connection, topo: Topology) -> None:
     """Idempotent. The embedded transport keeps bindings per process, so every process that
     publishes declares the topology first."""
     channel = connection.default_channel
-    for exchange in (INBOUND, EVENTS, DEAD_LETTER):
+    for exchange in (INBOUND_EXCHANGE, EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE):
         exchange(channel).declare()
     for queue in topo.queues:
         queue(channel).declare()
@@ -104,7 +124,7 @@ def declare(connection: Connection, topo: Topology) -> None:
 def publish_event(producer: Producer, event_id: str, type_name: str, body: str) -> None:
     producer.publish(
         body.encode("utf-8"),
-        exchange=EVENTS,
+        exchange=EVENTS_EXCHANGE,
         routing_key=type_name,
         content_type=CLOUDEVENTS_JSON,
         content_encoding="utf-8",
@@ -119,30 +139,13 @@ def publish_inbound(producer: Producer, body: bytes, type_name: str, user_id: st
     properties: dict[str, Any] = {"user_id": user_id} if user_id else {}
     producer.publish(
         body,
-        exchange=INBOUND,
+        exchange=INBOUND_EXCHANGE,
         routing_key=type_name,
         content_type=CLOUDEVENTS_JSON,
         content_encoding="utf-8",
         delivery_mode=2,
         **properties,
     )
-
-
-def pending(connection: Connection) -> bool:
-    """Whether bytes from the broker are waiting to be read right now, without waiting.
-
-    A socket's own timeout cannot tell: CPython waits at least a millisecond (it rounds a
-    timeout up to whole milliseconds), so at a steady rate of more than one delivery a
-    millisecond a drain bounded by "a delivery within the timeout" never ends. A transport
-    without a socket (the embedded one) answers True: its drain polls with its own timeout."""
-    transport = getattr(connection.connection, "transport", None)
-    sock = getattr(transport, "sock", None)
-    if sock is None:
-        return True
-    if getattr(transport, "_read_buffer", b""):  # part of a frame, read already
-        return True
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
 
 
 def keep_alive(connection: Connection) -> None:
@@ -158,11 +161,25 @@ def keep_alive(connection: Connection) -> None:
 def read_arrived(connection: Connection, enough: Callable[[], bool] = lambda: False) -> None:
     """Read what the broker has sent already (its callbacks get it: deliveries, confirms), and
     no more: never wait for the next frame. Stops early once `enough()` holds."""
-    while not enough() and pending(connection):
+    while not enough() and wire.bytes_waiting(connection):
         try:
             connection.drain_events(timeout=REST_OF_FRAME_SECONDS)
         except (TimeoutError, socket.timeout):  # noqa: UP041 - py-amqp raises socket.timeout
             return
+
+
+def ack(messages: Sequence[Any], capabilities: Capabilities) -> None:
+    """Ack deliveries of one channel, in order. On AMQP one `multiple` ack of the last covers
+    every earlier one (those acked already too, which `multiple` allows); the embedded transport
+    ignores `multiple`, so it gets one ack each."""
+    unacked = [message for message in messages if not message.acknowledged]
+    if not unacked:
+        return
+    if not capabilities.multiple_ack:
+        for message in unacked:
+            message.ack()
+        return
+    unacked[-1].ack(multiple=True)
 
 
 # Errors after which a new connection may succeed: the broker went away or closed the channel.
@@ -199,7 +216,11 @@ def delivery_of(message: Any) -> Delivery:
 
 
 def dead_letter(
-    producer: Producer, delivery: Delivery, reason: str, error: str, now: dt.datetime
+    producer: Producer,
+    delivery: Delivery,
+    reason: dead_letters.Reason,
+    error: str,
+    now: dt.datetime,
 ) -> None:
     """Move a delivery to `kmo.dead-letter` with its body unchanged and the x-kmo-* headers.
 
@@ -218,7 +239,7 @@ def dead_letter(
         headers["x-kmo-original-user-id"] = delivery.properties["user_id"]
     producer.publish(
         delivery.body,
-        exchange=DEAD_LETTER,
+        exchange=DEAD_LETTER_EXCHANGE,
         routing_key=reason,
         headers=headers,
         content_type=delivery.properties.get("content_type") or "application/octet-stream",

@@ -1,17 +1,12 @@
-"""Publishing events with publisher confirms, without waiting per message.
+"""Sending events to `kmo.events` with publisher confirms, without waiting per message.
 
-`ConfirmedBatches` puts a channel of its own in confirm mode and keeps the delivery tag of every
+`ConfirmedSender` puts a channel of its own in confirm mode and keeps the delivery tag of every
 message it sent until the broker settles it: `publish` waits for a batch, `send_events` does not
-wait at all and `collect` hands the events back once confirmed. `Unconfirmed` is its stand-in on
-the embedded transport, which has no confirms.
+wait at all and `collect` hands the events back once confirmed. `UnconfirmedSender` stands in for
+it on the embedded transport, which has no confirms.
 
-A batch of events goes to the socket in one write: py-amqp's own frame writer packs each event's
-frames into a buffer instead of the socket, and the buffers are sent together. `basic_publish`
-writes every message on its own and first polls the connection for a `connection.blocked`
-notice (a non-blocking read and two socket-mode changes per message); a batch of 13 events cost
-the worker 30-35 µs and RabbitMQ 48-56 µs of CPU per event that way, 13-14 and 36-40 µs
-written at once (measured, 10,000 events). The connection is still read on every turn of the
-loop (`collect`), where a `connection.blocked` notice would arrive.
+A batch of events goes to the socket in one write (`wire.frame_packer`). The connection is still
+read on every turn of the loop (`collect`), where a `connection.blocked` notice would arrive.
 """
 
 from __future__ import annotations
@@ -25,16 +20,15 @@ from typing import Any
 from amqp import basic_message as amqp_message
 from amqp import exceptions as amqp_errors
 from amqp import spec
-from amqp.method_framing import frame_writer
 from amqp.serialization import dumps
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
-from worker.adapters import broker
+from worker.adapters import broker, wire
 from worker.contracts.envelope import Outgoing
 
 
-class ConfirmedBatches:
+class ConfirmedSender:
     """Publishes events on a channel in confirm mode without waiting per message: one round
     trip per batch (`publish`), or none at all (`send_events`, whose confirms are picked up
     later with `collect`).
@@ -58,7 +52,7 @@ class ConfirmedBatches:
             self.channel.events["basic_return"].add(on_return)
         self._tag = 0
         self._frames = _Frames()
-        self._write_frames = frame_writer(connection.connection, self._frames)
+        self._write_frames = wire.frame_packer(connection, self._frames)
         self._publish_args: dict[tuple[str, str, bool], bytes] = {}
         # Delivery tag -> the event sent with `send_events` (None for any other message) and
         # when it was sent; in tag order.
@@ -105,13 +99,13 @@ class ConfirmedBatches:
                     1,
                     channel_id,
                     spec.Basic.Publish,
-                    self._arguments(broker.EVENTS.name, event.type, mandatory=True),
+                    self._arguments(broker.EVENTS_EXCHANGE.name, event.type, mandatory=True),
                     _event_message(event),
                 )
             frames = b"".join(self._frames.chunks)
         finally:
             self._frames.chunks.clear()
-        self.connection.connection.transport.write(frames)
+        wire.write(self.connection, frames)
         sent = time.monotonic()
         for event in events:
             self._tag += 1
@@ -192,8 +186,8 @@ def _event_message(event: Outgoing) -> amqp_message.Message:
     )
 
 
-class Unconfirmed:
-    """`ConfirmedBatches`' stand-in on the embedded transport, which has no confirms: an event
+class UnconfirmedSender:
+    """`ConfirmedSender`'s stand-in on the embedded transport, which has no confirms: an event
     counts as confirmed once the transport took it."""
 
     def __init__(self, producer: Producer) -> None:
@@ -217,3 +211,37 @@ class Unconfirmed:
 
     def confirmed(self) -> None:
         pass
+
+
+class MemorySender:
+    """A sender for tests: keeps what it was given, confirms it at once, or refuses (`refuse`)
+    and fails (`fail`) as the broker can."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+        self.refuse = False
+        self.fail = False
+        self._confirmed: list[Outgoing] = []
+
+    def publish(self, events: Sequence[Outgoing]) -> None:
+        self.send_events(events)
+        self.confirmed()
+
+    def send_events(self, events: Sequence[Outgoing]) -> None:
+        if self.fail:
+            raise amqp_errors.RecoverableConnectionError("the broker went away")
+        self.sent += events
+        if not self.refuse:
+            self._confirmed += events
+
+    def collect(self) -> list[Outgoing]:
+        self.confirmed()
+        return self.collected()
+
+    def collected(self) -> list[Outgoing]:
+        confirmed, self._confirmed = self._confirmed, []
+        return confirmed
+
+    def confirmed(self) -> None:
+        if self.refuse:
+            raise amqp_errors.MessageNacked("the broker refused an event")

@@ -4,6 +4,9 @@ kombu names each message file by a millisecond clock and a random uuid, so messa
 within one millisecond come out in random order, and it writes the file in place, so a consumer
 in another process can take a file that is still being written. Here the name sorts in publish
 order (nanoseconds, process id, a per-process counter) and the file appears by an atomic rename.
+And kombu's virtual transports remember declared bindings in one state for the whole process, so
+a second broker folder used in the same process would never get its binding files: here each
+connection has a state of its own (the folder's control files are the bindings that count).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from typing import Any
 
 from kombu.transport import filesystem
+from kombu.transport.virtual.base import BrokerState
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -35,3 +39,7 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self.state = BrokerState()

@@ -10,17 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from worker import __version__
+from worker.contracts import dead_letters, roles
 from worker.contracts.inbound import INBOUND
 from worker.contracts.outbound import OUTBOUND
 
 FILE = "asyncapi/kmo-worker.asyncapi.json"
-PUBLISHED_BY = {
-    "registration.requested": "the online desk (e-loket), broker role `desk`",
-    "declaration.received": "the online desk (e-loket), broker role `desk`",
-    "audit.reported": "an appointed audit bureau, from its own account (role `audit_bureau`)",
-    "audit.reaction_received": "an appointed audit bureau, from its own broker account",
-    "approval.granted": "the VLAIO back office, broker role `back_office`",
-}
 CHANNELS = {
     "inbound": ("kmo.inbound", "Messages for the worker. Routing key = CloudEvents `type`."),
     "events": ("kmo.events", "Decisions and notices for the mailers, operational events."),
@@ -40,7 +34,7 @@ def _consumers(type_name: str) -> str:
 
 
 def _message(type_name: str, direction: str) -> dict[str, Any]:
-    who = PUBLISHED_BY[type_name] if direction == "inbound" else "the registration worker"
+    who = roles.publisher_of(type_name) if direction == "inbound" else "the registration worker"
     consumer = "the registration worker" if direction == "inbound" else _consumers(type_name)
     return {
         "name": type_name,
@@ -106,16 +100,7 @@ def document() -> dict[str, Any]:
             "type": "object",
             "required": ["x-kmo-reason", "x-kmo-failed-at", "x-kmo-worker-version"],
             "properties": {
-                "x-kmo-reason": {
-                    "enum": [
-                        "not_json",
-                        "schema_violation",
-                        "unknown_type",
-                        "unauthorized_publisher",
-                        "too_large",
-                        "processing_failed",
-                    ]
-                },
+                "x-kmo-reason": {"enum": list(dead_letters.REASONS)},
                 "x-kmo-error": {
                     "type": "string",
                     "description": "what is wrong, e.g. a JSON pointer and the schema message",

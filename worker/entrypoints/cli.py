@@ -18,11 +18,11 @@ from urllib.parse import urlparse
 from kombu.messaging import Producer
 
 from worker import __version__, config
-from worker.adapters import broker, database
+from worker.adapters import broker
 from worker.bootstrap import App, bootstrap, settle_heap
+from worker.consumer.loop import Loop
 from worker.contracts import schemas
 from worker.entrypoints import dead_letters, demo, report
-from worker.entrypoints.runner import Runner
 from worker.service.clock import Clock
 
 
@@ -39,7 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schemas(args)
     if getattr(args, "today", None):
         settings = settings.model_copy(update={"today": args.today})
-    app = bootstrap(settings, Clock(settings.today))
+    try:
+        app = bootstrap(settings, Clock(settings.today))
+    except config.ConfigurationError as error:
+        print(f"kmo-worker: configuration error: {error}", file=sys.stderr)
+        return 2
     handler = {
         "migrate": _migrate,
         "run": _run,
@@ -50,58 +54,89 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(app, args)
 
 
+EXAMPLES = {
+    "migrate": "KMO_DATABASE_URL=postgresql+psycopg://kmo@db/kmo kmo-worker migrate",
+    "run": "kmo-worker run --until-idle --today 2027-02-01",
+    "publish": "kmo-worker publish requests.ndjson --user desk",
+    "show": "kmo-worker show 0403.170.701 --service training",
+    "dead-letters": "kmo-worker dead-letters replay --reason processing_failed",
+    "list": "kmo-worker dead-letters list --limit 50",
+    "replay": "kmo-worker dead-letters replay --id 5f0c-... --user kmo-operator",
+    "demo": "kmo-worker demo",
+    "schemas": "kmo-worker schemas --check",
+}
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, about: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name, help=about, description=about, epilog=f"example: {EXAMPLES[name]}"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kmo-worker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kmo-worker", description=__doc__, epilog=f"example: {EXAMPLES['run']}"
+    )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply the database migrations")
-    run = commands.add_parser("run", help="consume, decide, publish, fire timers")
+    _command(commands, "migrate", "apply the database migrations")
+    run = _command(commands, "run", "consume, decide, publish, fire timers")
     run.add_argument("--today", type=dt.date.fromisoformat, help="fixed business date")
     run.add_argument(
         "--until-idle", action="store_true", help="handle everything waiting, then exit 0"
     )
-    publish = commands.add_parser("publish", help="publish CloudEvents JSON or NDJSON inbound")
+    publish = _command(commands, "publish", "publish CloudEvents JSON or NDJSON inbound")
     publish.add_argument("file", help="a file, or - for standard input")
     publish.add_argument("--user", help="AMQP user_id to set (default: the broker URL's user)")
-    show = commands.add_parser("show", help="state, period and history of a provider")
+    show = _command(commands, "show", "state, period and history of a provider")
     show.add_argument("enterprise_number")
     show.add_argument("--service", choices=["training", "advice"])
-    letters = commands.add_parser("dead-letters", help="list or replay kmo.dead-letter")
+    letters = _command(commands, "dead-letters", "list or replay kmo.dead-letter")
     letter_commands = letters.add_subparsers(dest="action", required=True)
-    listing = letter_commands.add_parser("list", help="reason, error, age, type and id of each")
+    listing = _command(letter_commands, "list", "reason, error, age, type and id of each")
     listing.add_argument("--limit", type=int, default=1000)
-    replaying = letter_commands.add_parser("replay", help="republish to the original routing key")
+    replaying = _command(letter_commands, "replay", "republish to the original routing key")
     replaying.add_argument("--id", help="only the message with this CloudEvents id")
     replaying.add_argument("--reason", help="only the messages dead-lettered for this reason")
     replaying.add_argument("--all", action="store_true", help="every dead letter")
     replaying.add_argument("--user", help="AMQP user_id to set (default: the broker URL's user)")
-    commands.add_parser("demo", help="a small realistic batch through the embedded default")
-    schema = commands.add_parser("schemas", help="write or check schemas/ from the models")
+    _command(commands, "demo", "a small realistic batch through the embedded default")
+    schema = _command(commands, "schemas", "write or check schemas/ from the models")
     schema.add_argument("--check", action="store_true", help="exit 1 if schemas/ is stale")
     return parser
 
 
 def _migrate(app: App, _args: argparse.Namespace) -> int:
-    revision = database.migrate(app.engine)
-    print(f"database at revision {revision}")
+    print(f"database at revision {app.store.migrate()}")
     return 0
 
 
 def _run(app: App, args: argparse.Namespace) -> int:
-    if not database.is_at_head(app.engine):
-        if app.engine.dialect.name != "sqlite":
+    if not app.store.is_at_head():
+        if not app.store.sets_itself_up:
             print(
                 "kmo-worker: the database is not migrated; run `kmo-worker migrate`",
                 file=sys.stderr,
             )
             return 2
-        database.migrate(app.engine)  # the embedded default sets itself up
-    runner = Runner(app)
-    runner.install_signal_handlers()
+        app.store.migrate()  # the embedded default sets itself up
+    loop = Loop(app)
+    loop.install_signal_handlers()
     if not args.until_idle:
-        runner.serve_http()
+        try:
+            loop.serve_http()
+        except OSError as error:
+            port = app.settings.metrics_port
+            print(
+                f"kmo-worker: KMO_METRICS_PORT={port} cannot be served ({error.strerror}):"
+                " another process has it; give each worker on this host its own port, or 0",
+                file=sys.stderr,
+            )
+            return 2
     settle_heap()
-    return runner.run(until_idle=args.until_idle)
+    return loop.run(until_idle=args.until_idle)
 
 
 def _publish(app: App, args: argparse.Namespace) -> int:
@@ -124,7 +159,7 @@ def _publish(app: App, args: argparse.Namespace) -> int:
 
 def _user(app: App, given: str | None) -> str | None:
     """The AMQP user_id to stamp: RabbitMQ accepts only the connection's own user."""
-    if given is not None or app.settings.is_embedded_broker:
+    if given is not None or not app.capabilities.checks_user_id:
         return given
     return urlparse(app.settings.broker_url).username or "guest"
 
@@ -180,7 +215,7 @@ def _documents(text: str) -> Iterator[tuple[int, Any, str | None]]:
 
 
 def _show(app: App, args: argparse.Namespace) -> int:
-    text = report.show(app.engine, args.enterprise_number, args.service)
+    text = report.show(app.store, args.enterprise_number, args.service)
     print(text)
     return 0 if text and not text.startswith("No registration") else 1
 

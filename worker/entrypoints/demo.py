@@ -14,10 +14,10 @@ from typing import Any
 from kombu.messaging import Producer
 
 from worker import samples
-from worker.adapters import broker, database
+from worker.adapters import broker
 from worker.bootstrap import bootstrap
 from worker.config import EMBEDDED_BROKER, Settings
-from worker.entrypoints.runner import Runner
+from worker.consumer.loop import Loop
 from worker.service.clock import Clock
 
 TODAY = dt.date(2027, 2, 1)
@@ -88,14 +88,14 @@ def run(settings: Settings) -> int:
         }
     )
     app = bootstrap(settings, Clock(TODAY))
-    database.migrate(app.engine)
+    app.store.migrate()
     with broker.connect(settings) as connection:
         broker.declare(connection, app.topology)
         producer = Producer(connection.default_channel)
         for message in batch():
             broker.publish_inbound(producer, json.dumps(message).encode(), message["type"], None)
         broker.publish_inbound(producer, b"{not json", "registration.requested", None)
-    Runner(app).run(until_idle=True)
+    Loop(app).run(until_idle=True)
     with broker.connect(settings) as connection:
         broker.declare(connection, app.topology)
         mailed = [json.loads(body) for body in broker.take_all(connection, "kmo.mailer")]

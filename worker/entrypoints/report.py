@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-
-from worker.adapters import registrations
+from worker.adapters.store import port
 from worker.domain import identifiers
 from worker.domain.model import Registration
 
 
-def show(engine: Engine, enterprise_number: str, service: str | None = None) -> str:
+def show(store: port.Store, enterprise_number: str, service: str | None = None) -> str:
     number = identifiers.normalise_enterprise_number(enterprise_number)
-    with engine.connect() as db:
-        found = [
-            s
-            for s in registrations.find(db, number)
-            if service in (None, s.registration.key.service)
-        ]
-        if not found:
-            return f"No registration for enterprise number {number}."
-        blocks = [_block(s.registration, registrations.history_of(db, s.id)) for s in found]
-    return "\n\n".join(blocks)
+    found = [s for s in store.find(number) if service in (None, s.registration.key.service)]
+    if not found:
+        return f"No registration for enterprise number {number}."
+    return "\n\n".join(_block(s.registration, store.history_of(s.id)) for s in found)
 
 
 def _block(registration: Registration, history: list[dict[str, object]]) -> str:

@@ -1,11 +1,11 @@
-"""Alembic environment: run by `kmo-worker migrate` through worker.adapters.database.migrate."""
+"""Alembic environment: run by `kmo-worker migrate` through the store's `migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from worker.adapters.tables import metadata
+from worker.adapters.store.tables import metadata
 
 config = context.config
 

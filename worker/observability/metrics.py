@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from worker.contracts.inbound import INBOUND
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+OTHER = "other"  # the label of a type the contract does not know: label values stay a closed set
+
+
+def inbound_type(name: str | None) -> str:
+    """A `type` label for an untrusted routing key or CloudEvents type."""
+    return name if name in INBOUND else OTHER
+
 
 MESSAGES = Counter(
     "kmo_messages_consumed_total",

@@ -7,12 +7,14 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, EventData
+from worker.contracts.schemas import Validators
 
 NAMESPACE = uuid.UUID("6f1c1d1e-5a0b-4f5e-8a51-7d0f3e0b6c2a")
 _SEEDED = hashlib.sha1(NAMESPACE.bytes, usedforsecurity=False)  # RFC 4122 name-based: SHA-1
@@ -20,8 +22,7 @@ _SEEDED = hashlib.sha1(NAMESPACE.bytes, usedforsecurity=False)  # RFC 4122 name-
 
 def event_id(cause_id: str, index: int, type_name: str) -> str:
     """`str(uuid.uuid5(NAMESPACE, name))`, exactly (a property test holds the two together),
-    at a third of its cost: the hash continues from the namespace's, and the text is formatted
-    from the digest without building a `uuid.UUID` (7 of the 10 µs an event took, measured)."""
+    without building a `uuid.UUID`: the hash continues from the namespace's."""
     digest = _SEEDED.copy()
     digest.update(f"{cause_id}|{index}|{type_name}".encode())
     b = bytearray(digest.digest()[:16])
@@ -48,8 +49,7 @@ def wrap(
     check: Check | None = None,
 ) -> list[Outgoing]:
     """The serialised events, in order; `check` sees each envelope before it is
-    serialised (the outbound contract check). Serialised by orjson: compact, UTF-8 (not
-    \\u-escaped), five times faster than the standard library's encoder."""
+    serialised (the outbound contract check). orjson: compact UTF-8, not \\u-escaped."""
     wrapped = []
     for index, data in enumerate(events):
         type_name = TYPE_OF[type(data)]
@@ -68,3 +68,25 @@ def wrap(
             check(type_name, body)
         wrapped.append(Outgoing(identifier, type_name, orjson.dumps(body).decode()))
     return wrapped
+
+
+class OutboundContractError(Exception):
+    """The core produced an event its schema rejects: a bug; the message is not acked as done."""
+
+
+@dataclass(frozen=True)
+class Envelopes:
+    """How this worker wraps the events it records: its `source`, and, with `validators`, every
+    event checked against its schema before it is stored."""
+
+    source: str
+    validators: Validators | None = None
+
+    def wrap(self, events: Sequence[EventData], cause_id: str, now: dt.datetime) -> list[Outgoing]:
+        return wrap(events, cause_id, self.source, now, self._check if self.validators else None)
+
+    def _check(self, type_name: str, envelope: dict[str, Any]) -> None:
+        assert self.validators is not None
+        violation = self.validators.check(type_name, envelope, own_time=True)
+        if violation is not None:
+            raise OutboundContractError(f"{type_name}: {violation}")

@@ -5,27 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from worker.config import Settings
+from worker.contracts import roles
+from worker.contracts.dead_letters import Reason
 from worker.contracts.inbound import INBOUND, AuditReported, InboundData, ReactionReceived
 from worker.contracts.schemas import Validators
 from worker.domain import identifiers
-
-DEFAULT_MAX_BYTES = 256 * 1024
-MAY_PUBLISH = {
-    "desk": frozenset({"registration.requested", "declaration.received"}),
-    "back_office": frozenset({"approval.granted"}),
-    "audit_bureau": frozenset({"audit.reported", "audit.reaction_received"}),
-    "operator": frozenset(),
-}
-
-Reason = Literal[
-    "too_large", "not_json", "unknown_type", "schema_violation", "unauthorized_publisher"
-]
 
 
 @dataclass(frozen=True)
@@ -48,9 +38,9 @@ def check(
     properties: Mapping[str, Any],
     validators: Validators,
     settings: Settings,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     headers: Mapping[str, Any] | None = None,
 ) -> Accepted | Rejected:
+    max_bytes = settings.max_message_bytes
     if len(body) > max_bytes:
         return Rejected("too_large", f"{len(body)} bytes, the limit is {max_bytes}")
     try:
@@ -108,7 +98,7 @@ def authorisation_problem(
     publisher = settings.publishers.get(user_id)
     if publisher is None or publisher.role == "operator":
         return f"broker user {user_id!r} is not a known publisher"
-    if type_name not in MAY_PUBLISH[publisher.role]:
+    if type_name not in roles.GRANTS[publisher.role].publishes:
         return f"role {publisher.role!r} may not publish {type_name}"
     if isinstance(data, AuditReported | ReactionReceived):
         bureau = identifiers.normalise_enterprise_number(data.audit_bureau)

@@ -15,10 +15,8 @@ from tenacity import (
     wait_random,
 )
 
-from worker.adapters.registrations import StaleRegistrationError
+from worker.adapters.store.port import StaleRegistrationError
 
-ATTEMPTS = 8
-MAX_SECONDS = 60.0  # a database restart normally takes a few seconds
 SERIALIZATION_FAILURE = "40001"
 DEADLOCK = "40P01"
 
@@ -44,13 +42,10 @@ def cause(error: BaseException) -> str | None:
     return None
 
 
-def policy(
-    on_retry: Callable[[str], None] = lambda _cause: None,
-    attempts: int = ATTEMPTS,
-    max_seconds: float = MAX_SECONDS,
-) -> Retrying:
+def policy(on_retry: Callable[[str], None], attempts: int, max_seconds: float) -> Retrying:
     """Retry transient failures with exponential backoff plus jitter (replicas desynchronise),
-    within a bound of attempts and time; the last failure is raised to the caller."""
+    within a bound of attempts and time (`KMO_RETRY_ATTEMPTS`, `KMO_RETRY_MAX_SECONDS`); the
+    last failure is raised to the caller."""
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

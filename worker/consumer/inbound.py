@@ -1,17 +1,16 @@
-"""Deliveries in, decisions committed, deliveries acked: the consumer's half of the loop.
+"""The inbound side: deliveries checked, handled in one transaction, then acked.
 
-A batch of deliveries is checked one by one (bad input is dead-lettered at once), then handled in
-one transaction, then acked. A batch that fails for a reason retrying cannot mend is handled
-again message by message, so one bad message cannot hold back the others; one that still fails is
-dead-lettered `processing_failed`. Transient failures are retried with the bound of
-`KMO_RETRY_ATTEMPTS` and `KMO_RETRY_MAX_SECONDS`.
+A batch of deliveries is checked one by one (bad input is dead-lettered at once), then handled
+in one transaction, then acked: only the engine acks, and only after the commit. A batch that
+fails for a reason retrying cannot mend is handled again message by message, so one bad message
+cannot hold back the others; one that still fails is dead-lettered `processing_failed`.
+Transient failures are retried within `KMO_RETRY_ATTEMPTS` and `KMO_RETRY_MAX_SECONDS`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import structlog
 from kombu.message import Message as KombuMessage
@@ -20,36 +19,28 @@ from tenacity import Retrying
 
 from worker.adapters import broker
 from worker.bootstrap import App
+from worker.contracts import dead_letters
 from worker.contracts.envelope import Outgoing
 from worker.observability import logs
 from worker.observability import metrics as m
-from worker.service import handling, intake, retrying
+from worker.service import intake, retrying, unit_of_work
 
 log = logs.get(__name__)
 Item = tuple[KombuMessage, broker.Delivery, intake.Accepted]
 
 
-@dataclass(frozen=True)
-class Handed:
-    """The events a batch committed, and whether the `sent` marks went with them."""
-
-    events: list[Outgoing]
-    marked: bool
-
-
-class Deliveries:
-    def __init__(self, app: App, retrying_policy: Retrying) -> None:
+class Inbound:
+    def __init__(
+        self, app: App, retrying_policy: Retrying, join: unit_of_work.Join | None = None
+    ) -> None:
+        """`join`: adds its own writes to every transaction (the outbound side's marks)."""
         self.app = app
-        self.settings = app.settings
         self._retrying = retrying_policy
+        self._join = join
 
-    def handle(
-        self, messages: list[KombuMessage], producer: Producer, sent: Sequence[str] = ()
-    ) -> Handed:
-        """Handle a batch; `sent` (ids of events published since the last commit) is marked
-        in the batch's transaction when the batch commits whole."""
+    def handle(self, messages: list[KombuMessage], producer: Producer) -> list[Outgoing]:
+        """The events the batch committed, to be published."""
         started = time.perf_counter()
-        settings = self.settings
         accepted: list[Item] = []
         for message in messages:
             delivery = broker.delivery_of(message)
@@ -57,8 +48,7 @@ class Deliveries:
                 delivery.body,
                 delivery.properties,
                 self.app.validators,
-                settings,
-                settings.max_message_bytes,
+                self.app.settings,
                 delivery.headers,
             )
             if isinstance(verdict, intake.Rejected):
@@ -70,7 +60,7 @@ class Deliveries:
             else:
                 accepted.append((message, delivery, verdict))
         if not accepted:
-            return Handed([], marked=False)
+            return []
         # Whatever is logged while the batch is in hand (a retry, say) names the batch.
         batch_ids = {
             "batch_size": len(accepted),
@@ -79,44 +69,23 @@ class Deliveries:
         }
         try:
             with structlog.contextvars.bound_contextvars(**batch_ids):
-                committed = self._retrying(
-                    lambda: handling.handle_batch(
-                        self.app.shell,
-                        [a[2] for a in accepted],
-                        self.app.context(),
-                        self.app.clock.now(),
-                        sent,
-                    )
-                )
+                committed = self._retrying(self._unit([a[2] for a in accepted]))
         except Exception as error:
-            return Handed(self._batch_failed(accepted, error, producer), marked=False)
-        self._ack(messages)  # only now: the transaction has committed
+            return self._batch_failed(accepted, error, producer)
+        broker.ack(messages, self.app.capabilities)  # only now: the transaction has committed
         seconds = time.perf_counter() - started
-        for (_message, _delivery, verdict), result in zip(accepted, committed.handled, strict=True):
+        for (_message, _delivery, verdict), result in zip(accepted, committed.results, strict=True):
             self._handled(verdict, result, seconds)
-        return Handed(committed.events, marked=True)
+        return committed.events
 
-    def _ack(self, messages: list[KombuMessage]) -> None:
-        """Ack a whole batch. On AMQP one `multiple` ack of the last delivery covers every
-        earlier one on the channel (the dead-lettered ones were acked already, which `multiple`
-        allows); the embedded transport ignores `multiple`, so it gets one ack each."""
-        unacked = [m for m in messages if not m.acknowledged]
-        if not unacked:
-            return
-        if self.settings.is_embedded_broker:
-            for message in unacked:
-                message.ack()
-            return
-        last = unacked[-1]
-        last.channel.basic_ack(last.delivery_tag, multiple=True)
-        for message in unacked:
-            message._state = "ACK"  # kombu's own record, so nothing acks these twice
+    def _unit(self, messages: list[intake.Accepted]) -> Callable[[], unit_of_work.Committed]:
+        app = self.app
+        return lambda: unit_of_work.handle_messages(
+            app.store, app.envelopes, messages, app.context(), app.clock.now(), self._join
+        )
 
     def _batch_failed(
-        self,
-        accepted: list[Item],
-        error: Exception,
-        producer: Producer,
+        self, accepted: list[Item], error: Exception, producer: Producer
     ) -> list[Outgoing]:
         if len(accepted) > 1 and retrying.cause(error) is None:
             # Something in the batch cannot be handled: find it by handling them one by one.
@@ -135,18 +104,16 @@ class Deliveries:
         started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
-                committed = self._retrying(
-                    lambda: handling.handle(
-                        self.app.shell, verdict, self.app.context(), self.app.clock.now()
-                    )
-                )
+                committed = self._retrying(self._unit([verdict]))
         except Exception as error:
             return self._batch_failed([item], error, producer)
         message.ack()
-        self._handled(verdict, committed.handled[0], time.perf_counter() - started)
+        self._handled(verdict, committed.results[0], time.perf_counter() - started)
         return committed.events
 
-    def _handled(self, verdict: intake.Accepted, result: handling.Handled, seconds: float) -> None:
+    def _handled(
+        self, verdict: intake.Accepted, result: unit_of_work.Result, seconds: float
+    ) -> None:
         m.MESSAGES.labels(verdict.type, result.outcome).inc()
         m.HANDLING_SECONDS.observe(seconds)
         log.info(
@@ -161,9 +128,13 @@ class Deliveries:
         )
 
     def _dead_letter(
-        self, producer: Producer, delivery: broker.Delivery, reason: str, error: str
+        self,
+        producer: Producer,
+        delivery: broker.Delivery,
+        reason: dead_letters.Reason,
+        error: str,
     ) -> None:
         broker.dead_letter(producer, delivery, reason, error, self.app.clock.now())
         m.DEAD_LETTERS.labels(reason).inc()
-        m.MESSAGES.labels(delivery.routing_key or "unknown", "dead_lettered").inc()
+        m.MESSAGES.labels(m.inbound_type(delivery.routing_key), "dead_lettered").inc()
         log.warning("message_dead_lettered", reason=reason, error=error)

@@ -1,0 +1,1 @@
+"""The store: one interface (port.py), a PostgreSQL and a SQLite implementation."""

@@ -1,0 +1,155 @@
+"""The store's one interface: what the service layer, the engine and the CLI ask of the database.
+
+Two implementations stand behind it, `postgres.PostgresStore` and `sqlite.SqliteStore`; the
+composition root (`worker.bootstrap.open_store`) picks one from the URL, and nothing else in the
+worker knows which database runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from sqlalchemy import Engine
+
+from worker.contracts.common import Department, Key
+from worker.contracts.envelope import Outgoing
+from worker.domain.model import Registration
+from worker.domain.schedule import Timer
+
+KeyTuple = tuple[str, str, str, str]  # enterprise number, unit kind, department id, service
+PREFIX = {"training": "DV.O", "advice": "DV.A"}
+
+
+def key_tuple(key: Key) -> KeyTuple:
+    unit = key.unit
+    department = unit.department_id if isinstance(unit, Department) else ""
+    return (key.enterprise_number, unit.kind, department, key.service)
+
+
+def numbers_up_to(service: str, last: int, count: int) -> list[str]:
+    """The `count` registration numbers of a service that end with counter value `last`."""
+    return [f"{PREFIX[service]}{n:06d}" for n in range(last - count + 1, last + 1)]
+
+
+class StaleRegistrationError(Exception):
+    """Another transaction changed the registration since it was read; retry the message."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    version: int
+    registration: Registration
+
+
+@dataclass
+class Read:
+    """What a batch of messages needs before the core decides."""
+
+    seen: set[str] = field(default_factory=set)  # message ids handled before
+    stored: dict[KeyTuple, Stored] = field(default_factory=dict)  # locked until commit
+    numbers: dict[str, list[str]] = field(default_factory=dict)  # drawn per service, in order
+    ids: list[int] = field(default_factory=list)  # for the registrations the batch creates
+
+
+class DueTimer(NamedTuple):
+    id: int
+    registration_id: int
+    timer: Timer
+
+
+class Claimed(NamedTuple):
+    """Due timers in due order, with their registrations, all locked until commit."""
+
+    dues: list[DueTimer]
+    registrations: dict[int, Stored]
+
+
+@dataclass
+class Writes:
+    """Everything one transaction writes, handed over at once."""
+
+    inserted: list[tuple[int, Registration]] = field(default_factory=list)  # ids from `Read.ids`
+    changed: list[tuple[int, int, Registration]] = field(default_factory=list)  # id, version read
+    fired: list[int] = field(default_factory=list)  # timer ids
+    cancel: list[tuple[int, Timer]] = field(default_factory=list)  # registration id, timer
+    add: list[tuple[int, Timer]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[Outgoing] = field(default_factory=list)
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    returned: dict[str, int] = field(default_factory=dict)  # numbers drawn but not used
+
+
+class Transaction(Protocol):
+    """One database transaction; committed when its `Store.transaction()` block ends."""
+
+    def read_for_messages(
+        self,
+        message_ids: Sequence[str],
+        keys: set[KeyTuple],
+        may_register: Mapping[str, set[KeyTuple]],
+    ) -> Read:
+        """`may_register`: per service, the keys whose message needs a number if nobody holds
+        the key yet. Numbers and ids are drawn for them; the unused numbers are given back
+        through `Writes.returned`."""
+
+    def claim_due(self, today: dt.date, limit: int, exclude: Sequence[int] = ()) -> Claimed:
+        """Unfired timers due by `today`, in due order; each timer fires once even when several
+        transactions claim at the same time."""
+
+    def write(self, writes: Writes, now: dt.datetime) -> None:
+        """Raises `StaleRegistrationError` when a registration changed since it was read."""
+
+    def mark_sent(self, event_ids: Sequence[str], now: dt.datetime) -> None:
+        """Events published and confirmed; with this transaction's writes where it has them."""
+
+    def left_over(self, created_before: dt.datetime, limit: int) -> list[Outgoing]:
+        """Unsent events committed before `created_before`, oldest first, locked until commit."""
+
+    def savepoint(self) -> AbstractContextManager[object]:
+        """A nested transaction: what fails inside it is undone alone."""
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Called once if the transaction does not commit."""
+
+
+@dataclass(frozen=True)
+class Stats:
+    backlog: int  # events committed, not yet marked sent
+    oldest: dt.datetime | None  # when the oldest of them was committed
+    due: int  # unfired timers due by the business date
+    overdue: int  # of them, due before it
+
+
+class Store(Protocol):
+    engine: Engine  # for migrations, and tests that look at the tables
+    concurrent: bool  # several transactions claim timers at once without waiting (row locks)
+    sets_itself_up: bool  # an embedded database: migrated by `kmo-worker run` itself
+
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Transaction]:
+        """`durable=False`: the commit need not wait for the disk (only "sent" marks, whose
+        loss means publishing an event again)."""
+
+    def find(self, enterprise_number: str) -> list[Stored]: ...
+
+    def history_of(self, registration_id: int) -> list[dict[str, object]]: ...
+
+    def count_by_state(self) -> dict[str, int]: ...
+
+    def stats(self, today: dt.date) -> Stats: ...
+
+    def outbox_backlog(self) -> int: ...
+
+    def answers(self) -> bool:
+        """The database answers a query."""
+
+    def migrate(self) -> str | None:
+        """Upgrade to the migrations' head; the revision now applied."""
+
+    def is_at_head(self) -> bool: ...
+
+    def dispose(self) -> None: ...

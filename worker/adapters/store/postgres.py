@@ -1,0 +1,204 @@
+"""The PostgreSQL store: a batch is one statement each way; row locks with SKIP LOCKED let
+replicas and parallel sweeps share the work without waiting for each other."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, select, text
+
+from worker.adapters.store import port, sql
+from worker.adapters.store import postgres_sql as q
+from worker.adapters.store import tables as t
+from worker.contracts.envelope import Outgoing
+from worker.domain.model import Registration
+from worker.domain.schedule import Timer
+
+_json = sql.json_parameter
+
+
+class PostgresStore(sql.SqlStore):
+    concurrent = True
+
+    @classmethod
+    def open(cls, url: str) -> PostgresStore:
+        return cls(create_engine(url, pool_pre_ping=False, pool_size=5, max_overflow=5))
+
+    def _begin(self, db: Connection) -> PostgresTransaction:
+        return PostgresTransaction(db)
+
+    def _relax(self, db: Connection) -> None:
+        db.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
+class PostgresTransaction(sql.SqlTransaction):
+    def __init__(self, db: Connection) -> None:
+        super().__init__(db)
+        self._sent: list[str] = []  # marks that go with the next write, or alone at commit
+        self._sent_at: dt.datetime | None = None
+
+    def read_for_messages(
+        self,
+        message_ids: Sequence[str],
+        keys: set[port.KeyTuple],
+        may_register: Mapping[str, set[port.KeyTuple]],
+    ) -> port.Read:
+        counts = {service: len(wanted) for service, wanted in may_register.items() if wanted}
+        parameters = {
+            "ids": _json(list(set(message_ids))),
+            "keys": _json([dict(zip(q.KEY_COLUMNS, key, strict=True)) for key in sorted(keys)]),
+            "numbers": _json([{"service": s, "n": n} for s, n in sorted(counts.items())]),
+            "new_ids": sum(counts.values()),
+        }
+        read = port.Read()
+        for row in self.db.execute(q.READ, parameters):
+            if row.part == "seen":
+                read.seen.add(row.document)
+            elif row.part == "registration":
+                key = (row.enterprise_number, row.unit_kind, row.department_id, row.service)
+                read.stored[key] = sql.stored(row)
+            elif row.part == "number":
+                count = counts[row.service]
+                read.numbers[row.service] = port.numbers_up_to(row.service, row.id, count)
+            else:
+                read.ids.append(row.id)
+        return read
+
+    def claim_due(self, today: dt.date, limit: int, exclude: Sequence[int] = ()) -> port.Claimed:
+        """Each timer is claimed together with its registration, SKIP LOCKED: a timer whose row
+        or registration another transaction holds is left for a later sweep, so nobody waits and
+        a sweep never holds a timer of a registration it does not hold (a deadlock's half)."""
+        c, r = t.timers.c, t.registrations.c
+        columns = (c.id, c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days)
+        query = (
+            select(*columns, r.version, sql.DOCUMENT)
+            .join(t.registrations, r.id == c.registration_id)
+            .where(c.fired_at.is_(None), c.due_on <= today)
+            .order_by(c.due_on, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=[t.timers, t.registrations])
+        )
+        if exclude:
+            query = query.where(c.id.not_in(list(exclude)))
+        dues, stored = [], {}
+        # Rows unpacked as tuples: a sweep claims a million of them.
+        rows: Any = self.db.execute(query)
+        for timer_id, registration_id, due_on, kind, deadline, offset, version, document in rows:
+            dues.append(
+                port.DueTimer(timer_id, registration_id, Timer(due_on, kind, deadline, offset))
+            )
+            if registration_id not in stored:
+                registration = Registration.model_validate_json(document)
+                stored[registration_id] = port.Stored(registration_id, version, registration)
+        return port.Claimed(dues, stored)
+
+    def mark_sent(self, event_ids: Sequence[str], now: dt.datetime) -> None:
+        self._sent += event_ids  # with the next write, or alone before the commit
+        self._sent_at = self._sent_at or now
+
+    def before_commit(self) -> None:
+        if self._sent:
+            now, sent = self._sent_at, self._take_sent()
+            self.db.execute(text(q.MARK_SENT), {"now": now, "sent": sent})
+
+    def _take_sent(self) -> str:
+        sent, self._sent, self._sent_at = self._sent, [], None
+        return _json(sent)
+
+    def left_over(self, created_before: dt.datetime, limit: int) -> list[Outgoing]:
+        query = self._left_over_query(created_before, limit).with_for_update(skip_locked=True)
+        return [Outgoing(*row) for row in self.db.execute(query)]
+
+    def write(self, writes: port.Writes, now: dt.datetime) -> None:
+        parts, params = _parts(writes, now)
+        if self._sent:
+            parts.append(q.SENT)
+            params["sent"] = self._take_sent()
+        if not parts:
+            return
+        statement = q.write_statement(parts, counts_changed=bool(writes.changed))
+        if _unprepared(self.db, statement, params) != len(writes.changed):
+            numbers = ", ".join(r.number for _, _, r in writes.changed)
+            raise port.StaleRegistrationError(numbers)
+
+
+def _parts(w: port.Writes, now: dt.datetime) -> tuple[list[str], dict[str, Any]]:
+    parts: list[str] = []
+    params: dict[str, Any] = {"now": now, "fired": w.fired}
+    if w.inserted:
+        parts.append(q.INSERTED)
+        params["inserted"] = _inserted_json(w.inserted)
+    if w.returned:
+        parts.append(q.RETURNED)
+        params["returned"] = _json([{"service": s, "n": n} for s, n in w.returned.items()])
+    if w.changed:
+        parts.append(q.CHANGED)
+        params["changed"] = _changed_json(w.changed)
+        params["changed_ids"] = [i for i, _, _ in w.changed]
+    if w.fired:
+        parts.append(q.FIRED)
+    if w.cancel:
+        parts.append(q.CANCEL)
+        params["cancel"] = _json([_timer_row(i, x) for i, x in w.cancel])
+        params["cancel_ids"] = sorted({i for i, _ in w.cancel})
+    if w.add:
+        parts.append(q.ADD)
+        params["add"] = _json([_timer_row(i, x) | {"due_on": x.due} for i, x in w.add])
+    if w.history:
+        parts.append(q.HISTORY)
+        params["history"] = _json(w.history)
+    if w.outbox:
+        parts.append(q.OUTBOX)
+        params["outbox"] = _json([{"event_id": e, "type": t, "body": b} for e, t, b in w.outbox])
+    if w.inbox:
+        parts.append(q.INBOX)
+        params["inbox"] = _json(w.inbox)
+    return parts, params
+
+
+def _unprepared(db: Connection, statement: str, params: dict[str, Any]) -> Any:
+    """The statement's one value, planned for these parameters: psycopg prepares a statement on
+    its fifth use, and a generic plan cached while the tables were small scans them whole.
+    `prepare_threshold` is psycopg's documented switch (None: never prepare)."""
+    driver = db.connection.driver_connection
+    assert driver is not None  # a live connection, in the middle of its transaction
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        return db.execute(text(statement), params).scalar_one()
+    finally:
+        driver.prepare_threshold = threshold
+
+
+def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:
+    rows = (
+        _with_document(_json({"id": i, "version": v, "state": r.state.value}), r)
+        for i, v, r in changed
+    )
+    return "[" + ",".join(rows) + "]"
+
+
+def _inserted_json(inserted: Sequence[tuple[int, Registration]]) -> str:
+    rows = []
+    for registration_id, r in inserted:
+        key = port.key_tuple(r.key)
+        columns = {"id": registration_id, **dict(zip(q.KEY_COLUMNS, key, strict=True))}
+        columns |= {"registration_number": r.number, "state": r.state.value}
+        rows.append(_with_document(_json(columns), r))
+    return "[" + ",".join(rows) + "]"
+
+
+def _with_document(columns: str, registration: Registration) -> str:
+    """A JSON object's text with the registration's document spliced in (JSON already)."""
+    return f'{columns[:-1]},"document":{registration.model_dump_json()}}}'
+
+
+def _timer_row(registration_id: int, timer: Timer) -> dict[str, Any]:
+    return {
+        "registration_id": registration_id,
+        "kind": timer.kind,
+        "deadline": timer.deadline,
+        "offset_days": timer.offset_days,
+    }
