@@ -124,3 +124,18 @@ def test_finishing_waits_marks_and_relays(tmp_path: Path) -> None:
     side.finish()
     assert _marked(app) == ["e0", "e1", "e2"]
     assert sorted(e.id for e in sender.sent) == ["e0", "e1", "e2"]
+
+
+def test_marks_wait_for_a_batch_to_take_them_along_before_they_go_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = memory.app(tmp_path)
+    _stored(app, EVENTS)
+    side, _sender, _away = _side(app)
+    side.send(EVENTS[:1])
+    side.collect()
+    side.mark_overdue()
+    assert _marked(app) == []  # fresh: the next batch takes it along
+    monkeypatch.setattr(outbound, "MARK_WITHIN_SECONDS", 0.0)
+    side.mark_overdue()
+    assert _marked(app) == ["e0"]

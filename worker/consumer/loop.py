@@ -38,7 +38,7 @@ STOP_POLL_SECONDS = 0.05  # how soon a pause notices a stop request
 # Periodic work, in seconds between runs.
 SWEEP_EVERY = 1.0  # and whenever the queue is idle
 RELAY_EVERY = 1.0  # left-over events of other processes, even when this one made none
-MARK_EVERY = 0.5  # confirmed events no batch took along are marked alone
+MARK_CHECK_EVERY = 0.05  # a look for confirmed events no batch took along (outbound's limit)
 BACKLOG_EVERY = 10.0
 STATES_EVERY = 60.0
 KEEP_ALIVE_EVERY = 1.0  # py-amqp checks heartbeats "on the order of once per second"
@@ -89,7 +89,7 @@ class Loop:
         )
         self.periodic = periodic.Periodic()
         self._sweep = self.periodic.every(SWEEP_EVERY, self._sweep_due)
-        self.periodic.every(MARK_EVERY, self.outbound.mark_sent)
+        self.periodic.every(MARK_CHECK_EVERY, self.outbound.mark_overdue)
         self.periodic.every(RELAY_EVERY, self.outbound.flush)
         self.periodic.every(BACKLOG_EVERY, lambda: gauges.refresh_backlog(app.store, app.clock))
         self.periodic.every(STATES_EVERY, lambda: gauges.refresh_states(app.store))

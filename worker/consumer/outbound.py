@@ -32,6 +32,7 @@ from worker.observability import metrics as m
 from worker.service.clock import Clock
 
 LEFT_OVER_AFTER = dt.timedelta(seconds=5)  # far longer than a publish and its confirm take
+MARK_WITHIN_SECONDS = 0.5  # confirmed events no batch took along by then are marked alone
 RELAY_BATCH = 500  # left-over events per transaction
 
 log = logs.get(__name__)
@@ -53,6 +54,7 @@ class Outbound:
         self._database_away = database_away
         self._sender: Sender | None = None
         self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
+        self._marks_since = 0.0  # when the oldest of them was confirmed (monotonic)
 
     # -- a broker session -----------------------------------------------------------------
 
@@ -106,6 +108,12 @@ class Outbound:
             tx.mark_sent(marks, self.clock.now())
             tx.on_rollback(lambda: self._give_back(marks))
 
+    def mark_overdue(self) -> None:
+        """Mark alone what has waited `MARK_WITHIN_SECONDS` for a batch to take it along: under
+        load every batch takes the marks, and a transaction of their own would be one more."""
+        if self._marks and time.monotonic() - self._marks_since >= MARK_WITHIN_SECONDS:
+            self.mark_sent()
+
     def mark_sent(self) -> None:
         """Mark in a transaction of their own what no batch took along. A lost mark (a crash,
         the database away) only means that `flush` publishes that event again."""
@@ -122,6 +130,8 @@ class Outbound:
 
     def _confirmed(self, confirmed: list[Outgoing]) -> None:
         if confirmed:
+            if not self._marks:
+                self._marks_since = time.monotonic()
             self._marks += [event.id for event in confirmed]
             _count(confirmed)
 
