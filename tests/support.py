@@ -12,9 +12,9 @@ from worker.contracts.outbound import TYPE_OF, EventData
 from worker.domain import lifecycle, schedule
 from worker.domain.model import Context, NoticeOffsets, Registration
 from worker.domain.outcome import Message, Outcome
-from worker.samples import APPOINTED_BUREAU
+from worker.samples import APPOINTED_BUREAU, SECOND_BUREAU
 
-BUREAUS = frozenset({APPOINTED_BUREAU})
+BUREAUS = frozenset({APPOINTED_BUREAU, SECOND_BUREAU})
 
 
 def message(document: dict[str, Any]) -> Message:

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 APPOINTED_BUREAU = "0403170701"
+SECOND_BUREAU = "0410000093"  # another appointed bureau, where a case moves between two
 SAMPLE_IBAN = "BE68539007547034"
 USER_RIGHT = "kmo-portefeuille-dienstverlener"
 BIS_NUMBER = "75231500124"  # born 1975-03-15, month + 20: a valid BIS number
@@ -123,3 +124,20 @@ def approval(
         "reference": "MB-2027-0042",
     }
     return envelope("approval.granted", data, message_id, source="urn:kmo:back-office")
+
+
+def bureau_changed(
+    registration: dict[str, Any],
+    bureau: str,
+    changed_on: dt.date,
+    *,
+    reference: str = "VLAIO-2027-0815",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    data = {
+        "registration": registration,
+        "audit_bureau": bureau,
+        "changed_on": changed_on.isoformat(),
+        "reference": reference,
+    }
+    return envelope("registration.bureau_changed", data, message_id, source="urn:kmo:back-office")

@@ -22,6 +22,7 @@ from worker.adapters import broker
 from worker.adapters.store import tables as t
 from worker.bootstrap import bootstrap, open_store
 from worker.consumer.loop import Loop
+from worker.observability import metrics
 
 pytestmark = pytest.mark.integration
 KEY = s.key("1543301276")
@@ -32,7 +33,7 @@ PASSWORD = "secret-for-tests"
 @pytest.fixture
 def users(vhost: str) -> Iterator[dict[str, str]]:
     suffix = uuid.uuid4().hex[:6]
-    names = {role: f"{role}-{suffix}" for role in ("desk", "bqa", "rogue", "vlaio", "ops")}
+    names = {role: f"{role}-{suffix}" for role in ("desk", "bqa", "bqb", "rogue", "vlaio", "ops")}
     for name in names.values():
         rabbitmqctl("add_user", name, PASSWORD)
         rabbitmqctl("set_permissions", "-p", vhost, name, ".*", ".*", ".*")
@@ -46,12 +47,14 @@ def secured(settings: config.Settings, users: dict[str, str]) -> config.Settings
     return settings.model_copy(
         update={
             "auth_required": True,
+            "audit_bureaus": frozenset({s.APPOINTED_BUREAU, s.SECOND_BUREAU}),
             "publishers": {
                 users["desk"]: config.Publisher(role="desk"),
                 users["vlaio"]: config.Publisher(role="back_office"),
                 users["bqa"]: config.Publisher(
                     role="audit_bureau", audit_bureau=s.APPOINTED_BUREAU
                 ),
+                users["bqb"]: config.Publisher(role="audit_bureau", audit_bureau=s.SECOND_BUREAU),
                 users["rogue"]: config.Publisher(role="audit_bureau", audit_bureau=OTHER_BUREAU),
                 users["ops"]: config.Publisher(role="operator"),
             },
@@ -84,12 +87,18 @@ def _registrations(settings: config.Settings) -> int:
     return value
 
 
-def test_each_publisher_is_held_to_its_own_role(
-    secured: config.Settings, bus: Bus, users: dict[str, str], vhost: str
-) -> None:
+def _requested_and_declared(users: dict[str, str], vhost: str) -> dt.date:
+    """The desk's request and declaration, published from its account; the declaration's day."""
     day = TODAY - dt.timedelta(days=3)
     publish_as(users["desk"], vhost, s.request(KEY))
     publish_as(users["desk"], vhost, s.declaration(KEY, day))
+    return day
+
+
+def test_each_publisher_is_held_to_its_own_role(
+    secured: config.Settings, bus: Bus, users: dict[str, str], vhost: str
+) -> None:
+    day = _requested_and_declared(users, vhost)
     forged = [
         (users["desk"], s.audit(KEY, day)),  # the desk's account
         (users["rogue"], s.audit(KEY, day)),  # another bureau's account, about the appointed one
@@ -185,3 +194,47 @@ def test_replay_sends_a_dead_letter_back_on_behalf_of_its_publisher(
     assert _registrations(secured) == 1
     assert [e["type"] for e in bus.events()] == ["decision.request_accepted"]
     assert "No dead letters." in kmo(operator, "dead-letters", "list").stdout
+
+
+def _ignored(reason: str) -> float:
+    value = metrics.REGISTRY.get_sample_value("kmo_messages_ignored_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_only_the_bureau_of_the_failed_report_may_reopen_it_until_the_case_moves(
+    secured: config.Settings, bus: Bus, users: dict[str, str], vhost: str
+) -> None:
+    """R13 through the real broker, each bureau on its own account."""
+    day = _requested_and_declared(users, vhost)
+    publish_as(users["bqa"], vhost, s.audit(KEY, day, result="failed", report_id="AR-1"))
+    run(secured)
+    assert [e["type"] for e in bus.events()][-1] == "decision.audit_failed"
+
+    before = _ignored("not_the_reports_bureau")
+    publish_as(users["bqb"], vhost, s.reaction(KEY, "AR-1", day, bureau=s.SECOND_BUREAU))
+    run(secured)
+    (ignored,) = bus.events()
+    assert ignored["type"] == "message.ignored"
+    assert ignored["data"]["reason"] == "not_the_reports_bureau"
+    assert _ignored("not_the_reports_bureau") - before == 1
+    (stored,) = open_store(secured.database_url).find(KEY["enterprise_number"])
+    assert stored.registration.state == "audit_failed"
+    assert stored.registration.reaction_deadline is not None  # the six months still run
+
+    publish_as(users["vlaio"], vhost, s.bureau_changed(KEY, s.SECOND_BUREAU, day))
+    publish_as(users["bqb"], vhost, s.reaction(KEY, "AR-1", day, bureau=s.SECOND_BUREAU))
+    run(secured)
+    assert bus.events() == []  # the move and the reaction are silent for the mailers
+    store = open_store(secured.database_url)
+    (stored,) = store.find(KEY["enterprise_number"])
+    assert stored.registration.state == "awaiting_reaudit"
+    assert stored.registration.bureau == s.SECOND_BUREAU
+    history = store.history_of(stored.id)
+    assert [(h["rule"], h["bureau"], h["publisher"]) for h in history[-4:]] == [
+        ("R6", s.APPOINTED_BUREAU, users["bqa"]),
+        ("R11", s.SECOND_BUREAU, users["bqb"]),  # the refused reaction, with who sent it
+        ("R13", s.SECOND_BUREAU, users["vlaio"]),
+        ("R6", s.SECOND_BUREAU, users["bqb"]),
+    ]
+    assert "VLAIO-2027-0815" in history[-2]["note"]
+    store.dispose()

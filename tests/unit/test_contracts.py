@@ -54,6 +54,7 @@ SAMPLES = [
     s.audit(KEY, dt.date(2027, 1, 1), kind="follow_up", result="not_performed"),
     s.reaction(KEY, "AR-1", dt.date(2027, 1, 1)),
     s.approval(KEY, dt.date(2027, 1, 1)),
+    s.bureau_changed(KEY, s.SECOND_BUREAU, dt.date(2027, 1, 1)),
 ]
 
 

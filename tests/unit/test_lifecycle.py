@@ -391,6 +391,8 @@ def _message_for(trigger: str) -> dict[str, object]:
         return s.reaction(KEY, "AR-1", day)
     if trigger == "approval":
         return s.approval(KEY, day)
+    if trigger == "bureau_change":
+        return s.bureau_changed(KEY, s.SECOND_BUREAU, day)
     family, result = trigger.split(".")
     kind = "follow_up" if family == "follow_up" else "full"
     extra = {"follow_up_deadline": D(2026, 12, 1)} if result == "conditional" else {}

@@ -115,6 +115,8 @@ class Inbound:
         self, verdict: intake.Accepted, result: unit_of_work.Result, seconds: float
     ) -> None:
         m.MESSAGES.labels(verdict.type, result.outcome).inc()
+        if result.reason:
+            m.IGNORED.labels(result.reason).inc()
         m.HANDLING_SECONDS.observe(seconds)
         log.info(
             "message_handled",

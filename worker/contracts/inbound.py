@@ -92,8 +92,22 @@ class ApprovalGranted(Strict):
     reference: NonEmpty
 
 
+class BureauChanged(Strict):
+    """The back office moves a case to another audit bureau (R13)."""
+
+    registration: KeyIn
+    audit_bureau: EnterpriseNumberSpelling  # the new bureau of record
+    changed_on: dt.date
+    reference: NonEmpty  # the back office's file or decision reference
+
+
 InboundData = (
-    RegistrationRequested | DeclarationReceived | AuditReported | ReactionReceived | ApprovalGranted
+    RegistrationRequested
+    | DeclarationReceived
+    | AuditReported
+    | ReactionReceived
+    | ApprovalGranted
+    | BureauChanged
 )
 
 INBOUND: dict[str, type[InboundData]] = {
@@ -102,4 +116,5 @@ INBOUND: dict[str, type[InboundData]] = {
     "audit.reported": AuditReported,
     "audit.reaction_received": ReactionReceived,
     "approval.granted": ApprovalGranted,
+    "registration.bureau_changed": BureauChanged,
 }

@@ -20,7 +20,8 @@ GRANTS: dict[Role, Grant] = {
         "the online desk (e-loket), broker role `desk`",
     ),
     "back_office": Grant(
-        frozenset({"approval.granted"}), "the VLAIO back office, broker role `back_office`"
+        frozenset({"approval.granted", "registration.bureau_changed"}),
+        "the VLAIO back office, broker role `back_office`",
     ),
     "audit_bureau": Grant(
         frozenset({"audit.reported", "audit.reaction_received"}),

@@ -14,6 +14,7 @@ from worker.contracts.common import Key, State
 from worker.contracts.inbound import (
     ApprovalGranted,
     AuditReported,
+    BureauChanged,
     DeclarationReceived,
     InboundData,
     ReactionReceived,
@@ -62,7 +63,23 @@ TABLE: dict[tuple[State, str], Rule] = {
     (S.ADMITTED_TEMPORARILY, "follow_up.conditional"): R.starter_follow_up,
     (S.ADMITTED_TEMPORARILY, "follow_up.failed"): R.starter_follow_up,
     (S.ADMITTED_TEMPORARILY, "follow_up.not_performed"): R.starter_follow_up,
+    # R13: the back office moves a case to another bureau, once a bureau is of record.
+    **{
+        (state, "bureau_change"): R.bureau_change
+        for state in (
+            S.AUDIT_FAILED,
+            S.AWAITING_REAUDIT,
+            S.AWAITING_APPROVAL,
+            S.REGISTERED_CONDITIONALLY,
+            S.ADMITTED_TEMPORARILY,
+            S.REGISTERED,
+        )
+    },
 }
+# R13: where a reaction or an audit must come from the bureau of record.
+OF_RECORD = frozenset(
+    {S.AUDIT_FAILED, S.AWAITING_REAUDIT, S.REGISTERED_CONDITIONALLY, S.ADMITTED_TEMPORARILY}
+)
 
 TimerRule = Callable[[Registration, Context], Outcome]
 TIMER_TABLE: dict[tuple[State, str], TimerRule] = {
@@ -85,6 +102,7 @@ TRIGGERS = (
     "follow_up.not_performed",
     "reaction",
     "approval",
+    "bureau_change",
 )
 
 
@@ -98,6 +116,8 @@ def trigger(data: InboundData) -> str:
         return f"{family}.{data.result}"
     if isinstance(data, ReactionReceived):
         return "reaction"
+    if isinstance(data, BureauChanged):
+        return "bureau_change"
     assert isinstance(data, ApprovalGranted)
     return "approval"
 
@@ -139,7 +159,25 @@ def decide(
     if rule is None:
         family = name.split(".")[0]
         return ignored(registration, key, message, f"{family}_not_awaited")
+    refusal = _not_of_record(registration, data)
+    if refusal is not None:
+        return ignored(registration, key, message, refusal)
     return rule(registration, message, ctx)
+
+
+def _not_of_record(registration: Registration, data: InboundData) -> str | None:
+    """R13: a reaction counts only from the bureau that issued the failed report; a re-audit or
+    a follow-up audit only from the bureau of record. Interpretation: with no bureau of record
+    (a registration stored before R13), any appointed bureau's counts, and becomes it."""
+    if registration.bureau is None or registration.state not in OF_RECORD:
+        return None
+    if not isinstance(data, AuditReported | ReactionReceived):
+        return None
+    if identifiers.normalise_enterprise_number(data.audit_bureau) == registration.bureau:
+        return None
+    if isinstance(data, ReactionReceived):
+        return "not_the_reports_bureau"
+    return "not_the_bureau_of_record"
 
 
 def fire(registration: Registration, timer: Timer, ctx: Context) -> Outcome:

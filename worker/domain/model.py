@@ -46,6 +46,7 @@ class Registration(BaseModel):
     reaction_deadline: dt.date | None = None
     failed_report_id: str | None = None
     reports_seen: tuple[str, ...] = ()
+    bureau: str | None = None  # the audit bureau of record (R13); None: none known yet
 
     @property
     def is_live(self) -> bool:

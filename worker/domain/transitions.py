@@ -6,6 +6,7 @@ from worker.contracts.common import Key, State
 from worker.contracts.inbound import (
     ApprovalGranted,
     AuditReported,
+    BureauChanged,
     DeclarationReceived,
     ReactionReceived,
     RegistrationRequested,
@@ -23,7 +24,7 @@ from worker.contracts.outbound import (
     RequestAccepted,
     Stopped,
 )
-from worker.domain import dates, eligibility
+from worker.domain import dates, eligibility, identifiers
 from worker.domain.model import (
     MONTHS_TO_REACT,
     YEARS_ADMITTED,
@@ -98,9 +99,7 @@ def audit(registration: Registration, message: Message, ctx: Context) -> Outcome
     expected = "limited" if registration.starter else "full"
     if data.kind != expected:
         return ignored(registration, registration.key, message, f"{expected}_audit_expected")
-    seen = registration.model_copy(
-        update={"reports_seen": (*registration.reports_seen, data.report_id)}
-    )
+    seen = _seen(registration, data)
     if data.result == "failed":
         deadline = dates.add_months(data.report_date, MONTHS_TO_REACT)
         failed = enter(
@@ -130,6 +129,14 @@ def audit(registration: Registration, message: Message, ctx: Context) -> Outcome
         waiting = seen.model_copy(update={"pending_audit": pending})
         return Outcome(waiting, (), "R2", "audit recorded; waiting for the declaration")
     return _judge(seen, pending, ctx)
+
+
+def _seen(registration: Registration, data: AuditReported) -> Registration:
+    """The report is recorded, and its bureau is the bureau of record from now on (R13)."""
+    bureau = identifiers.normalise_enterprise_number(data.audit_bureau)
+    return registration.model_copy(
+        update={"reports_seen": (*registration.reports_seen, data.report_id), "bureau": bureau}
+    )
 
 
 def _judge(registration: Registration, audit: PendingAudit, ctx: Context) -> Outcome:
@@ -185,9 +192,7 @@ def conditional_follow_up(registration: Registration, message: Message, ctx: Con
     """R4 and R5: the follow-up decides whether a conditional registration stays."""
     data = message.data
     assert isinstance(data, AuditReported)
-    seen = registration.model_copy(
-        update={"reports_seen": (*registration.reports_seen, data.report_id)}
-    )
+    seen = _seen(registration, data)
     deadline = registration.follow_up_deadline
     in_time = deadline is None or dates.is_met(deadline, data.audit_date)
     if data.result == "passed" and in_time:
@@ -213,13 +218,7 @@ def starter_follow_up(registration: Registration, message: Message, ctx: Context
     if not dates.is_met(period.end, data.audit_date):
         return ignored(registration, registration.key, message, "follow_up_too_late")
     longer = Period(start=period.start, end=dates.add_years(period.end, YEARS_EXTENSION))
-    extended = enter(
-        registration,
-        State.REGISTERED,
-        ctx.today,
-        period=longer,
-        reports_seen=(*registration.reports_seen, data.report_id),
-    )
+    extended = enter(_seen(registration, data), State.REGISTERED, ctx.today, period=longer)
     return Outcome(extended, (event(Extended, extended, period=longer),), "R7")
 
 
@@ -242,3 +241,18 @@ def expire(registration: Registration, ctx: Context) -> Outcome:
 
 
 AWAITING_AUDIT = frozenset({State.REQUESTED, State.AWAITING_REAUDIT})
+
+
+def bureau_change(registration: Registration, message: Message, ctx: Context) -> Outcome:
+    """R13: the back office moves the case to another appointed bureau; from then on only that
+    bureau's reaction and audits count. The state, its deadlines and its timers stay."""
+    data = message.data
+    assert isinstance(data, BureauChanged)
+    bureau = identifiers.normalise_enterprise_number(data.audit_bureau)
+    if bureau not in ctx.audit_bureaus:
+        return ignored(registration, registration.key, message, "bureau_not_appointed")
+    if bureau == registration.bureau:
+        return ignored(registration, registration.key, message, "bureau_already_of_record")
+    moved = registration.model_copy(update={"bureau": bureau})
+    note = f"bureau of record {registration.bureau or 'none'} -> {bureau}, {data.reference}"
+    return Outcome(moved, (), "R13", note)

@@ -15,6 +15,16 @@ def show(store: port.Store, enterprise_number: str, service: str | None = None) 
     return "\n\n".join(_block(s.registration, store.history_of(s.id)) for s in found)
 
 
+def _who(row: dict[str, object]) -> str:
+    """The bureau an audit message named and the account that published it (R13)."""
+    parts = []
+    if row.get("bureau"):
+        parts.append(f"bureau {row['bureau']}")
+    if row.get("publisher"):
+        parts.append(f"account {row['publisher']}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _block(registration: Registration, history: list[dict[str, object]]) -> str:
     key = registration.key
     unit = key.unit.kind + (f" {key.unit.department_id}" if key.unit.kind == "department" else "")
@@ -30,6 +40,8 @@ def _block(registration: Registration, history: list[dict[str, object]]) -> str:
         lines.append(f"  react by       {registration.reaction_deadline}")
     declared = registration.declaration_on or "not yet"
     lines.append(f"  declaration    {declared}")
+    if registration.bureau:
+        lines.append(f"  audit bureau   {registration.bureau} (of record)")
     if registration.pending_audit:
         lines.append(
             f"  audit waiting  {registration.pending_audit.report_id} (for the declaration)"
@@ -41,6 +53,6 @@ def _block(registration: Registration, history: list[dict[str, object]]) -> str:
         note = f"  {row['note']}" if row["note"] else ""
         lines.append(
             f"    {row['business_date']}  {before} → {row['to_state']}  [{row['rule']}]"
-            f"  {row['cause_type']} {row['cause_id']}  → {events}{note}"
+            f"  {row['cause_type']} {row['cause_id']}{_who(row)}  → {events}{note}"
         )
     return "\n".join(lines)

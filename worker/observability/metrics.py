@@ -21,6 +21,12 @@ MESSAGES = Counter(
     ["type", "outcome"],
     registry=REGISTRY,
 )
+IGNORED = Counter(
+    "kmo_messages_ignored_total",
+    "Valid messages the rules answered with message.ignored, by reason (R11, R13).",
+    ["reason"],
+    registry=REGISTRY,
+)
 DEAD_LETTERS = Counter(
     "kmo_messages_dead_lettered_total",
     "Inbound messages moved to kmo.dead-letter, by reason.",

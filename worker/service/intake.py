@@ -23,6 +23,7 @@ class Accepted:
     id: str
     type: str
     data: InboundData
+    publisher: str | None = None  # the broker account it is published for, when authenticated
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def check(
     refusal = authorisation_problem(type_name, data, publisher, settings)
     if refusal:
         return Rejected("unauthorized_publisher", refusal, message_id, type_name)
-    return Accepted(message_id, type_name, data)
+    account = publisher if isinstance(publisher, str) and settings.authenticate else None
+    return Accepted(message_id, type_name, data, account)
 
 
 REPLAYED_FOR = "x-kmo-original-user-id"

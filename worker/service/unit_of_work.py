@@ -19,6 +19,7 @@ from worker.contracts.common import Key
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.domain import lifecycle, schedule
+from worker.domain.identifiers import normalise_enterprise_number as normalise
 from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message, Outcome
 from worker.service import envelopes
@@ -35,6 +36,7 @@ class Result:
     registration_number: str | None
     events: tuple[str, ...]
     rule: str = ""
+    reason: str = ""  # why it was ignored (R11)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,17 @@ def fire_timers(
     results = [work.fire(due) for due in claimed.dues]
     work.write()
     return Committed(results, work.events)
+
+
+@dataclass(frozen=True)
+class _Cause:
+    """What caused a history row: a message (with the bureau it names and the account that
+    published it) or a timer."""
+
+    id: str
+    type: str
+    bureau: str | None = None
+    publisher: str | None = None
 
 
 @dataclass
@@ -147,7 +160,9 @@ class UnitOfWork:
         outcome = lifecycle.decide(
             slot.current, Message(message.id, message.data), self.ctx, number
         )
-        result = self._record(slot, outcome, message.id, message.type)
+        bureau = getattr(message.data, "audit_bureau", None)
+        cause = _Cause(message.id, message.type, bureau and normalise(bureau), message.publisher)
+        result = self._record(slot, outcome, cause)
         self._inbox.append(
             {
                 "message_id": message.id,
@@ -166,16 +181,17 @@ class UnitOfWork:
         self._fired.append(due.id)
         self._fired_timers.add((due.registration_id, due.timer))
         outcome = lifecycle.fire(slot.current, due.timer, self.ctx)
-        cause = f"{slot.current.number}:{due.timer.cause_id}"
-        return self._record(slot, outcome, cause, due.timer.kind)
+        cause = _Cause(f"{slot.current.number}:{due.timer.cause_id}", due.timer.kind)
+        return self._record(slot, outcome, cause)
 
-    def _record(self, slot: _Slot, outcome: Outcome, cause_id: str, cause_type: str) -> Result:
-        self._outbox.extend(self.wrap.wrap(outcome.events, cause_id, self.now))
+    def _record(self, slot: _Slot, outcome: Outcome, cause: _Cause) -> Result:
+        self._outbox.extend(self.wrap.wrap(outcome.events, cause.id, self.now))
         types = tuple(TYPE_OF[type(event)] for event in outcome.events)
-        label = "ignored" if any(isinstance(e, Ignored) for e in outcome.events) else "handled"
+        ignored = any(isinstance(e, Ignored) for e in outcome.events)
+        label, reason = ("ignored", outcome.note) if ignored else ("handled", "")
         before, after = slot.current, outcome.registration
         if after is None:
-            return Result(label, None, types, outcome.rule)
+            return Result(label, None, types, outcome.rule, reason)
         if after != before or types:
             slot.history.append(
                 {
@@ -185,13 +201,15 @@ class UnitOfWork:
                     "to_state": after.state.value,
                     "rule": outcome.rule,
                     "note": outcome.note,
-                    "cause_id": cause_id,
-                    "cause_type": cause_type,
+                    "cause_id": cause.id,
+                    "cause_type": cause.type,
                     "events": list(types),
+                    "bureau": cause.bureau,
+                    "publisher": cause.publisher,
                 }
             )
         slot.current = after
-        return Result(label, after.number, types, outcome.rule)
+        return Result(label, after.number, types, outcome.rule, reason)
 
     # -- writing ----------------------------------------------------------------------------
 

@@ -109,10 +109,11 @@ ADD = """a AS (
 
 HISTORY = """h AS (
   INSERT INTO history (registration_id, recorded_at, business_date, from_state, to_state, rule,
-    note, cause_id, cause_type, events)
+    note, cause_id, cause_type, events, bureau, publisher)
   SELECT * FROM json_to_recordset(CAST(:history AS json))
     AS v(registration_id bigint, recorded_at timestamptz, business_date date, from_state text,
-      to_state text, rule text, note text, cause_id text, cause_type text, events json)
+      to_state text, rule text, note text, cause_id text, cause_type text, events json,
+      bureau text, publisher text)
   RETURNING id)"""
 
 OUTBOX = """o AS (

@@ -64,6 +64,8 @@ history = Table(
     Column("cause_id", String(300), nullable=False),
     Column("cause_type", String(60), nullable=False),
     Column("events", JSON, nullable=False),  # the types of the events it published
+    Column("bureau", String(10)),  # the audit bureau the message named (R13), if any
+    Column("publisher", String(200)),  # the broker account that published it, if known
 )
 
 inbox = Table(
