@@ -141,3 +141,88 @@ def bureau_changed(
         "reference": reference,
     }
     return envelope("registration.bureau_changed", data, message_id, source="urn:kmo:back-office")
+
+
+def _action(
+    type_name: str,
+    registration: dict[str, Any],
+    source: str,
+    *,
+    actor: str,
+    reason: str,
+    reference: str,
+    message_id: str | None,
+    **fields: Any,
+) -> dict[str, Any]:
+    data = {
+        "registration": registration,
+        "actor": actor,
+        "reason": reason,
+        "reference": reference,
+        **fields,
+    }
+    return envelope(type_name, data, message_id, source=source)
+
+
+def withdrawal(
+    registration: dict[str, Any],
+    *,
+    actor: str = "e-loket:provider-user",
+    reason: str = "The provider stops offering training.",
+    reference: str = "EL-2027-00017",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """The desk, at the provider's request (R14)."""
+    return _action(
+        "registration.withdrawn",
+        registration,
+        "urn:kmo:e-loket",
+        actor=actor,
+        reason=reason,
+        reference=reference,
+        message_id=message_id,
+    )
+
+
+def stop_order(
+    registration: dict[str, Any],
+    *,
+    actor: str = "vlaio:case-officer-12",
+    reason: str = "Integrity: invoices for training that was not given.",
+    reference: str = "VLAIO-2027-0815",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """The back office stops a registration (R15)."""
+    return _action(
+        "registration.stop_ordered",
+        registration,
+        "urn:kmo:back-office",
+        actor=actor,
+        reason=reason,
+        reference=reference,
+        message_id=message_id,
+    )
+
+
+def deadline_extension(
+    registration: dict[str, Any],
+    deadline: str,
+    until: dt.date,
+    *,
+    actor: str = "vlaio:case-officer-12",
+    reason: str = "Appeal granted: the audit bureau could not plan the follow-up in time.",
+    reference: str = "VLAIO-2027-0901",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """The back office moves a follow-up or reaction deadline (R16)."""
+    return _action(
+        "deadline.extended",
+        registration,
+        "urn:kmo:back-office",
+        actor=actor,
+        reason=reason,
+        reference=reference,
+        message_id=message_id,
+        deadline=deadline,
+        until=until.isoformat(),
+    )

@@ -393,6 +393,12 @@ def _message_for(trigger: str) -> dict[str, object]:
         return s.approval(KEY, day)
     if trigger == "bureau_change":
         return s.bureau_changed(KEY, s.SECOND_BUREAU, day)
+    if trigger == "withdrawal":
+        return s.withdrawal(KEY)
+    if trigger == "stop_order":
+        return s.stop_order(KEY)
+    if trigger.startswith("extension."):
+        return s.deadline_extension(KEY, trigger.split(".")[1], D(2027, 1, 31))
     family, result = trigger.split(".")
     kind = "follow_up" if family == "follow_up" else "full"
     extra = {"follow_up_deadline": D(2026, 12, 1)} if result == "conditional" else {}

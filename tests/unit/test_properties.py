@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tests.support import Life
 from worker import samples as s
-from worker.contracts.outbound import Extended
+from worker.contracts.outbound import DeadlineExtended, Extended
 from worker.contracts.schemas import Validators
 from worker.domain import dates
 from worker.domain.model import TERMINAL
@@ -97,6 +97,18 @@ class RegistrationLives(RuleBasedStateMachine):
     def approval(self, back: int) -> None:
         self._send(s.approval(KEY, self.today - dt.timedelta(days=back)))
 
+    @rule()
+    def withdrawal(self) -> None:
+        self._send(s.withdrawal(KEY))
+
+    @rule()
+    def stop_order(self) -> None:
+        self._send(s.stop_order(KEY))
+
+    @rule(deadline=st.sampled_from(["follow_up", "reaction"]), ahead=st.integers(-30, 200))
+    def extension(self, deadline: str, ahead: int) -> None:
+        self._send(s.deadline_extension(KEY, deadline, self.today + dt.timedelta(days=ahead)))
+
     @rule(n=st.sampled_from([1, 29, 30, 31, 89, 90, 91, 180, 365, 730, 1826]))
     def days_pass(self, n: int) -> None:
         self.today += dt.timedelta(days=n)
@@ -118,6 +130,8 @@ class RegistrationLives(RuleBasedStateMachine):
             violation = VALIDATORS.first_violation(type_name, json.loads(body))
             assert violation is None, f"{type_name}: {violation}"
         for event in outcome.events:
+            if isinstance(event, DeadlineExtended):
+                assert event.until > event.previous, "a deadline moved to an earlier date"
             if isinstance(event, Extended):
                 assert before is not None and before.period is not None
                 assert event.period.end == dates.add_years(before.period.end, 3)

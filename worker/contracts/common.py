@@ -28,6 +28,7 @@ class State(StrEnum):
     REFUSED = "refused"
     STOPPED = "stopped"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
 
 
 class Strict(BaseModel):

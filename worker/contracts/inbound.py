@@ -101,6 +101,31 @@ class BureauChanged(Strict):
     reference: NonEmpty  # the back office's file or decision reference
 
 
+class Action(Strict):
+    """An act on a case by a person (R14-R16): who acted, why, and under which file or decision
+    reference. Recorded in the history; `reason` is free text and never logged."""
+
+    registration: KeyIn
+    actor: NonEmpty  # the person or account that acted, as the publisher knows them
+    reason: NonEmpty
+    reference: NonEmpty
+
+
+class Withdrawal(Action):
+    """The desk, at the provider's request: the live request or registration ends (R14)."""
+
+
+class StopOrder(Action):
+    """The back office: VLAIO stops a registration, e.g. for an integrity breach (R15)."""
+
+
+class DeadlineExtension(Action):
+    """The back office moves a follow-up or reaction deadline to a later date (R16)."""
+
+    deadline: Literal["follow_up", "reaction"]
+    until: dt.date
+
+
 InboundData = (
     RegistrationRequested
     | DeclarationReceived
@@ -108,6 +133,9 @@ InboundData = (
     | ReactionReceived
     | ApprovalGranted
     | BureauChanged
+    | Withdrawal
+    | StopOrder
+    | DeadlineExtension
 )
 
 INBOUND: dict[str, type[InboundData]] = {
@@ -117,4 +145,7 @@ INBOUND: dict[str, type[InboundData]] = {
     "audit.reaction_received": ReactionReceived,
     "approval.granted": ApprovalGranted,
     "registration.bureau_changed": BureauChanged,
+    "registration.withdrawn": Withdrawal,
+    "registration.stop_ordered": StopOrder,
+    "deadline.extended": DeadlineExtension,
 }

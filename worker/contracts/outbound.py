@@ -21,7 +21,7 @@ RefusalReason = Literal[
     "duplicate_request",
     "no_reaction_to_failed_audit",
 ]
-StopReason = Literal["follow_up_failed", "follow_up_missed"]
+StopReason = Literal["follow_up_failed", "follow_up_missed", "stopped_by_vlaio"]
 ExpiryReason = Literal["period_ended", "starter_modules_missing"]
 DaysLeft = Annotated[int, Field(ge=0)]
 
@@ -80,6 +80,23 @@ class AuditFailed(EventData):
 
 class Stopped(EventData):
     reason: StopReason
+    # The back office's decision reference, for `stopped_by_vlaio` (R15); null otherwise.
+    reference: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class Withdrawn(EventData):
+    """R14: the provider withdrew its request or registration; `reference` is the desk's."""
+
+    reference: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class DeadlineExtended(EventData):
+    """R16: a follow-up or reaction deadline moved to a later date."""
+
+    deadline: Literal["follow_up", "reaction"]
+    previous: dt.date
+    until: dt.date
+    reference: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class Expired(EventData):
@@ -121,6 +138,8 @@ OutboundData = (
     | Converted
     | AuditFailed
     | Stopped
+    | Withdrawn
+    | DeadlineExtended
     | Expired
     | Expiring
     | FollowUpDue
@@ -139,6 +158,8 @@ OUTBOUND: dict[str, type[OutboundData]] = {
     "decision.converted": Converted,
     "decision.audit_failed": AuditFailed,
     "decision.stopped": Stopped,
+    "decision.withdrawn": Withdrawn,
+    "decision.deadline_extended": DeadlineExtended,
     "decision.expired": Expired,
     "notice.expiring": Expiring,
     "notice.follow_up_due": FollowUpDue,

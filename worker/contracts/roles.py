@@ -16,11 +16,18 @@ class Grant:
 
 GRANTS: dict[Role, Grant] = {
     "desk": Grant(
-        frozenset({"registration.requested", "declaration.received"}),
+        frozenset({"registration.requested", "declaration.received", "registration.withdrawn"}),
         "the online desk (e-loket), broker role `desk`",
     ),
     "back_office": Grant(
-        frozenset({"approval.granted", "registration.bureau_changed"}),
+        frozenset(
+            {
+                "approval.granted",
+                "registration.bureau_changed",
+                "registration.stop_ordered",
+                "deadline.extended",
+            }
+        ),
         "the VLAIO back office, broker role `back_office`",
     ),
     "audit_bureau": Grant(

@@ -15,10 +15,13 @@ from worker.contracts.inbound import (
     ApprovalGranted,
     AuditReported,
     BureauChanged,
+    DeadlineExtension,
     DeclarationReceived,
     InboundData,
     ReactionReceived,
     RegistrationRequested,
+    StopOrder,
+    Withdrawal,
 )
 from worker.contracts.outbound import (
     EventData,
@@ -28,7 +31,7 @@ from worker.contracts.outbound import (
     ReactionDue,
     StarterModulesDue,
 )
-from worker.domain import identifiers, transitions
+from worker.domain import actions, identifiers, transitions
 from worker.domain.model import TERMINAL, Context, Registration
 from worker.domain.outcome import Message, Outcome, event, ignored
 from worker.domain.schedule import Timer, timers_for
@@ -75,6 +78,13 @@ TABLE: dict[tuple[State, str], Rule] = {
             S.REGISTERED,
         )
     },
+    # R14: the provider withdraws a live request or registration.
+    **{(state, "withdrawal"): actions.withdraw for state in S if state not in TERMINAL},
+    # R15: VLAIO stops a registration.
+    **{(state, "stop_order"): actions.stop for state in actions.STOPPABLE},
+    # R16: the back office moves a deadline the registration waits for.
+    **{(state, "extension.follow_up"): actions.extend for state in actions.FOLLOW_UP_HELD},
+    **{(state, "extension.reaction"): actions.extend for state in actions.REACTION_HELD},
 }
 # R13: where a reaction or an audit must come from the bureau of record.
 OF_RECORD = frozenset(
@@ -103,7 +113,18 @@ TRIGGERS = (
     "reaction",
     "approval",
     "bureau_change",
+    "withdrawal",
+    "stop_order",
+    "extension.follow_up",
+    "extension.reaction",
 )
+# Why a message the table does not allow in a state changes nothing, where `<family>_not_awaited`
+# would not say it plainly.
+NOT_AWAITED = {
+    "extension.follow_up": "no_follow_up_deadline",
+    "extension.reaction": "no_reaction_deadline",
+    "stop_order": "not_registered",
+}
 
 
 def trigger(data: InboundData) -> str:
@@ -118,6 +139,12 @@ def trigger(data: InboundData) -> str:
         return "reaction"
     if isinstance(data, BureauChanged):
         return "bureau_change"
+    if isinstance(data, Withdrawal):
+        return "withdrawal"
+    if isinstance(data, StopOrder):
+        return "stop_order"
+    if isinstance(data, DeadlineExtension):
+        return f"extension.{data.deadline}"
     assert isinstance(data, ApprovalGranted)
     return "approval"
 
@@ -157,8 +184,8 @@ def decide(
         return ignored(registration, key, message, "registration_closed")
     rule = TABLE.get((registration.state, name))
     if rule is None:
-        family = name.split(".")[0]
-        return ignored(registration, key, message, f"{family}_not_awaited")
+        reason = NOT_AWAITED.get(name, name.split(".")[0] + "_not_awaited")
+        return ignored(registration, key, message, reason)
     refusal = _not_of_record(registration, data)
     if refusal is not None:
         return ignored(registration, key, message, refusal)

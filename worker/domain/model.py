@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from worker.contracts.common import Key, Recipient, State
 from worker.contracts.outbound import Period
 
-TERMINAL = frozenset({State.REFUSED, State.STOPPED, State.EXPIRED})
+TERMINAL = frozenset({State.REFUSED, State.STOPPED, State.EXPIRED, State.WITHDRAWN})
 YEARS_REGISTERED = 5
 YEARS_ADMITTED = 2
 YEARS_EXTENSION = 3
