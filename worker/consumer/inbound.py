@@ -50,6 +50,7 @@ class Inbound:
                 self.app.validators,
                 self.app.settings,
                 delivery.headers,
+                delivery.routing_key,
             )
             if isinstance(verdict, intake.Rejected):
                 with structlog.contextvars.bound_contextvars(

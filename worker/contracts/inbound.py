@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field, StrictBool, WithJsonSchema, model_validator
 
@@ -137,6 +137,22 @@ InboundData = (
     | StopOrder
     | DeadlineExtension
 )
+
+class Act(NamedTuple):
+    """Who acted on a case, why, and under which reference, as the history keeps it."""
+
+    actor: str | None = None
+    reason: str | None = None
+    reference: str | None = None
+
+
+def act_of(data: InboundData) -> Act:
+    if isinstance(data, Action):
+        return Act(data.actor, data.reason, data.reference)
+    if isinstance(data, ApprovalGranted | BureauChanged):
+        return Act(reference=data.reference)
+    return Act()
+
 
 INBOUND: dict[str, type[InboundData]] = {
     "registration.requested": RegistrationRequested,

@@ -24,6 +24,8 @@ class Accepted:
     type: str
     data: InboundData
     publisher: str | None = None  # the broker account it is published for, when authenticated
+    body: str = ""  # exactly as received (UTF-8 JSON), for the archive
+    routing_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ def check(
     validators: Validators,
     settings: Settings,
     headers: Mapping[str, Any] | None = None,
+    routing_key: str = "",
 ) -> Accepted | Rejected:
     max_bytes = settings.max_message_bytes
     if len(body) > max_bytes:
@@ -74,7 +77,8 @@ def check(
     if refusal:
         return Rejected("unauthorized_publisher", refusal, message_id, type_name)
     account = publisher if isinstance(publisher, str) and settings.authenticate else None
-    return Accepted(message_id, type_name, data, account)
+    # The body is UTF-8: orjson has read it (RFC 8259).
+    return Accepted(message_id, type_name, data, account, body.decode(), routing_key or type_name)
 
 
 REPLAYED_FOR = "x-kmo-original-user-id"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.adapters.store import port
+from worker.contracts import inbound
 from worker.contracts.common import Key
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
@@ -83,15 +84,31 @@ def fire_timers(
     return Committed(results, work.events)
 
 
+NO_ACT = inbound.Act()
+
+
 @dataclass(frozen=True)
 class _Cause:
-    """What caused a history row: a message (with the bureau it names and the account that
-    published it) or a timer."""
+    """What caused a history row: a message (with the bureau it names, the account that
+    published it, and for an act of a person who acted, why and under which reference) or a
+    timer."""
 
     id: str
     type: str
     bureau: str | None = None
     publisher: str | None = None
+    act: inbound.Act = NO_ACT
+
+    @classmethod
+    def of(cls, message: Accepted) -> _Cause:
+        bureau = getattr(message.data, "audit_bureau", None)
+        return cls(
+            message.id,
+            message.type,
+            bureau and normalise(bureau),
+            message.publisher,
+            inbound.act_of(message.data),
+        )
 
 
 @dataclass
@@ -117,7 +134,7 @@ class UnitOfWork:
         self._numbers: dict[str, list[str]] = {}
         self._ids: list[int] = []
         self._outbox: list[Outgoing] = []
-        self._inbox: list[dict[str, Any]] = []
+        self._archive: list[tuple[dict[str, Any], _Slot]] = []
         self._fired: list[int] = []
         self._fired_timers: set[tuple[int, schedule.Timer]] = set()
 
@@ -160,17 +177,21 @@ class UnitOfWork:
         outcome = lifecycle.decide(
             slot.current, Message(message.id, message.data), self.ctx, number
         )
-        bureau = getattr(message.data, "audit_bureau", None)
-        cause = _Cause(message.id, message.type, bureau and normalise(bureau), message.publisher)
-        result = self._record(slot, outcome, cause)
-        self._inbox.append(
-            {
-                "message_id": message.id,
-                "type": message.type,
-                "handled_at": self.now,
-                "outcome": result.outcome,
-            }
-        )
+        result = self._record(slot, outcome, _Cause.of(message))
+        # The archive row; its registration's id is known once the batch writes (a new one).
+        row = {
+            "message_id": message.id,
+            "type": message.type,
+            "handled_at": self.now,
+            "outcome": result.outcome,
+            "registration_id": None,
+            "business_date": self.ctx.today,
+            "routing_key": message.routing_key or message.type,
+            "publisher": message.publisher,
+            "reason": result.reason or None,
+            "body": message.body,
+        }
+        self._archive.append((row, slot))
         return result
 
     def fire(self, due: port.DueTimer) -> Result:
@@ -206,6 +227,9 @@ class UnitOfWork:
                     "events": list(types),
                     "bureau": cause.bureau,
                     "publisher": cause.publisher,
+                    "actor": cause.act.actor,
+                    "reason": cause.act.reason,
+                    "reference": cause.act.reference,
                 }
             )
         slot.current = after
@@ -221,11 +245,14 @@ class UnitOfWork:
         slots = list({id(s): s for s in self._by_key.values()}.values())
         new = [s for s in slots if s.id is None and s.current is not None]
         changed = [s for s in slots if s.read is not None and s.current != s.read]
-        writes = port.Writes(fired=self._fired, outbox=self._outbox, inbox=self._inbox)
+        writes = port.Writes(fired=self._fired, outbox=self._outbox)
         for slot in new:
             assert slot.current is not None
             slot.id = self._ids.pop()  # every new registration took a number, and an id with it
             writes.inserted.append((slot.id, slot.current))
+        for row, slot in self._archive:
+            row["registration_id"] = slot.id if slot.current is not None else None
+            writes.inbox.append(row)
         writes.changed = [(s.id, s.version, s.current) for s in changed if s.id and s.current]
         writes.returned = {service: len(left) for service, left in self._numbers.items() if left}
         for slot in (*new, *changed):

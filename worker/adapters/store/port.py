@@ -30,6 +30,21 @@ def key_tuple(key: Key) -> KeyTuple:
     return (key.enterprise_number, unit.kind, department, key.service)
 
 
+CASE_COLUMNS = ("bureau", "cycle", "period_end", "follow_up_deadline", "reaction_deadline")
+
+
+def columns(registration: Registration) -> dict[str, Any]:
+    """What `find` filters on, as columns beside the document (each store writes them)."""
+    period = registration.period
+    return {
+        "bureau": registration.bureau,
+        "cycle": registration.cycle,
+        "period_end": period.end if period else None,
+        "follow_up_deadline": registration.follow_up_deadline,
+        "reaction_deadline": registration.reaction_deadline,
+    }
+
+
 def numbers_up_to(service: str, last: int, count: int) -> list[str]:
     """The `count` registration numbers of a service that end with counter value `last`."""
     return [f"{PREFIX[service]}{n:06d}" for n in range(last - count + 1, last + 1)]

@@ -174,7 +174,9 @@ def _unprepared(db: Connection, statement: str, params: dict[str, Any]) -> Any:
 
 def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:
     rows = (
-        _with_document(_json({"id": i, "version": v, "state": r.state.value}), r)
+        _with_document(
+            _json({"id": i, "version": v, "state": r.state.value, **port.columns(r)}), r
+        )
         for i, v, r in changed
     )
     return "[" + ",".join(rows) + "]"
@@ -185,7 +187,7 @@ def _inserted_json(inserted: Sequence[tuple[int, Registration]]) -> str:
     for registration_id, r in inserted:
         key = port.key_tuple(r.key)
         columns = {"id": registration_id, **dict(zip(q.KEY_COLUMNS, key, strict=True))}
-        columns |= {"registration_number": r.number, "state": r.state.value}
+        columns |= {"registration_number": r.number, "state": r.state.value, **port.columns(r)}
         rows.append(_with_document(_json(columns), r))
     return "[" + ",".join(rows) + "]"
 

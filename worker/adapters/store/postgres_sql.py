@@ -61,14 +61,19 @@ MARK_SENT = (
     " WHERE event_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:sent AS json))))"
 )
 
-INSERTED = """r AS (
+# The columns `find` filters on (`port.columns`), as every registration row carries them.
+CASE_COLUMNS = "bureau, cycle, period_end, follow_up_deadline, reaction_deadline"
+CASE_TYPES = "bureau text, cycle integer, period_end date, follow_up_deadline date,"
+CASE_TYPES += " reaction_deadline date"
+
+INSERTED = f"""r AS (
   INSERT INTO registrations (id, enterprise_number, unit_kind, department_id, service,
-    registration_number, state, version, document, updated_at)
+    registration_number, state, version, document, updated_at, {CASE_COLUMNS})
   SELECT v.id, v.enterprise_number, v.unit_kind, v.department_id, v.service,
-    v.registration_number, v.state, 1, v.document, :now
+    v.registration_number, v.state, 1, v.document, :now, {CASE_COLUMNS}
   FROM json_to_recordset(CAST(:inserted AS json)) AS v(id bigint, enterprise_number text,
     unit_kind text, department_id text, service text, registration_number text, state text,
-    document json)
+    document json, {CASE_TYPES})
   RETURNING id)"""
 
 RETURNED = """n AS (
@@ -79,11 +84,12 @@ RETURNED = """n AS (
 
 SENT = f"s AS ({MARK_SENT} RETURNING id)"
 
-CHANGED = """u AS (
+CHANGED = f"""u AS (
   UPDATE registrations SET state = v.state, version = v.version + 1, document = v.document,
-    updated_at = :now
+    updated_at = :now, bureau = v.bureau, cycle = v.cycle, period_end = v.period_end,
+    follow_up_deadline = v.follow_up_deadline, reaction_deadline = v.reaction_deadline
   FROM json_to_recordset(CAST(:changed AS json))
-    AS v(id bigint, version integer, state text, document json)
+    AS v(id bigint, version integer, state text, document json, {CASE_TYPES})
   WHERE registrations.id = ANY(CAST(:changed_ids AS bigint[]))
     AND registrations.id = v.id AND registrations.version = v.version
   RETURNING registrations.id)"""
@@ -109,11 +115,11 @@ ADD = """a AS (
 
 HISTORY = """h AS (
   INSERT INTO history (registration_id, recorded_at, business_date, from_state, to_state, rule,
-    note, cause_id, cause_type, events, bureau, publisher)
+    note, cause_id, cause_type, events, bureau, publisher, actor, reason, reference)
   SELECT * FROM json_to_recordset(CAST(:history AS json))
     AS v(registration_id bigint, recorded_at timestamptz, business_date date, from_state text,
       to_state text, rule text, note text, cause_id text, cause_type text, events json,
-      bureau text, publisher text)
+      bureau text, publisher text, actor text, reason text, reference text)
   RETURNING id)"""
 
 OUTBOX = """o AS (
@@ -123,9 +129,12 @@ OUTBOX = """o AS (
   RETURNING id)"""
 
 INBOX = """i AS (
-  INSERT INTO inbox (message_id, type, handled_at, outcome)
+  INSERT INTO inbox (message_id, type, handled_at, outcome, registration_id, business_date,
+    routing_key, publisher, reason, body)
   SELECT * FROM json_to_recordset(CAST(:inbox AS json))
-    AS v(message_id text, type text, handled_at timestamptz, outcome text)
+    AS v(message_id text, type text, handled_at timestamptz, outcome text,
+      registration_id bigint, business_date date, routing_key text, publisher text,
+      reason text, body text)
   RETURNING message_id)"""
 
 

@@ -176,6 +176,7 @@ class SqliteTransaction(sql.SqlTransaction):
                 "version": 1,
                 "document": r.model_dump(mode="json"),
                 "updated_at": now,
+                **port.columns(r),
             }
             for registration_id, r in inserted
         ]
@@ -193,6 +194,7 @@ class SqliteTransaction(sql.SqlTransaction):
                 version=bindparam("b_next"),
                 document=bindparam("b_document"),
                 updated_at=bindparam("b_now"),
+                **{name: bindparam(f"b_{name}") for name in port.CASE_COLUMNS},
             )
         )
         rows = [
@@ -203,6 +205,7 @@ class SqliteTransaction(sql.SqlTransaction):
                 "b_state": r.state.value,
                 "b_document": r.model_dump(mode="json"),
                 "b_now": now,
+                **{f"b_{name}": value for name, value in port.columns(r).items()},
             }
             for registration_id, version, r in changes
         ]

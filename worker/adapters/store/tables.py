@@ -36,11 +36,43 @@ registrations = Table(
     Column("department_id", String(500), nullable=False),  # "" for the registered office
     Column("service", String(10), nullable=False),
     Column("registration_number", String(10), nullable=False, unique=True),
-    Column("state", String(30), nullable=False, index=True),
+    Column("state", String(30), nullable=False),
     Column("version", Integer, nullable=False),
     Column("document", JSON, nullable=False),  # the domain Registration, as JSON
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # What `kmo-worker find` filters on, copied from the document on every write (`port.columns`).
+    Column("bureau", String(10)),
+    Column("cycle", Integer, nullable=False, server_default="1"),
+    Column("period_end", Date),
+    Column("follow_up_deadline", Date),
+    Column("reaction_deadline", Date),
     UniqueConstraint("enterprise_number", "unit_kind", "department_id", "service"),
+    # Each filter of `find` with its order (registration number, or the date, then the number),
+    # so that a page of a filter is an index range, whatever the table's size. Partial where most
+    # rows have no value: a write pays only for the indexes its row is in.
+    Index("ix_registrations_state_number", "state", "registration_number"),
+    *(
+        Index(
+            f"ix_registrations_{column}_number",
+            column,
+            "registration_number",
+            postgresql_where=text(where),
+            sqlite_where=text(where),
+        )
+        for column, where in (
+            ("bureau", "bureau IS NOT NULL"),
+            ("cycle", "cycle > 1"),
+            ("period_end", "period_end IS NOT NULL"),
+            ("follow_up_deadline", "follow_up_deadline IS NOT NULL"),
+            ("reaction_deadline", "reaction_deadline IS NOT NULL"),
+        )
+    ),
+    Index(
+        "ix_registrations_department_number",
+        "registration_number",
+        postgresql_where=text("unit_kind = 'department'"),
+        sqlite_where=text("unit_kind = 'department'"),
+    ),
 )
 
 number_counters = Table(
@@ -66,8 +98,16 @@ history = Table(
     Column("events", JSON, nullable=False),  # the types of the events it published
     Column("bureau", String(10)),  # the audit bureau the message named (R13), if any
     Column("publisher", String(200)),  # the broker account that published it, if known
+    # An act of a person (R14-R16, and the back office's approval and bureau change).
+    Column("actor", String(500)),
+    Column("reason", Text),
+    Column("reference", String(500)),
 )
 
+# The inbox is the archive: every accepted inbound message, its id (the idempotency key) and,
+# written in the same transaction as its effects, the body exactly as received, who published
+# it, the business date it was decided on and what became of it. Retention clears old bodies
+# (`KMO_ARCHIVE_RETENTION_DAYS`) and keeps the rest.
 inbox = Table(
     "inbox",
     metadata,
@@ -75,6 +115,27 @@ inbox = Table(
     Column("type", String(60), nullable=False),
     Column("handled_at", DateTime(timezone=True), nullable=False),
     Column("outcome", String(60), nullable=False),
+    Column("registration_id", Id, index=True),  # null: no registration (unknown, invalid)
+    Column("business_date", Date),
+    Column("routing_key", String(200)),
+    Column("publisher", String(200)),
+    Column("reason", String(60)),  # why it was ignored (R11)
+    Column("body", Text),  # null: stored before the archive, or cleared by retention
+)
+
+# What was dead-lettered, so that `explain` can show it beside the registration it names; the
+# message itself stays on the dead-letter queue. The error is masked like a log line.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", String(200)),
+    Column("type", String(60)),
+    Column("reason", String(40), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("enterprise_number", String(10), index=True),
+    Column("service", String(10)),
+    Column("dead_lettered_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = Table(
