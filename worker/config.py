@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     liveness_seconds: Annotated[float, Field(gt=0)] = 120.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     notice_offsets: NoticeOffsets = NoticeOffsets()
+    # Days the archive keeps an inbound message's body (None: kept for good).
+    archive_retention_days: Annotated[int, Field(ge=1)] | None = None
     source: str = "urn:kmo:registration-worker"
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -143,86 +143,57 @@ def bureau_changed(
     return envelope("registration.bureau_changed", data, message_id, source="urn:kmo:back-office")
 
 
-def _action(
-    type_name: str,
-    registration: dict[str, Any],
-    source: str,
-    *,
-    actor: str,
-    reason: str,
-    reference: str,
-    message_id: str | None,
-    **fields: Any,
+ACTS: dict[str, tuple[str, dict[str, str]]] = {  # type -> (source, the act's defaults)
+    "registration.withdrawn": (
+        "urn:kmo:e-loket",
+        {
+            "actor": "e-loket:provider-user",
+            "reason": "The provider stops offering training.",
+            "reference": "EL-2027-00017",
+        },
+    ),
+    "registration.stop_ordered": (
+        "urn:kmo:back-office",
+        {
+            "actor": "vlaio:case-officer-12",
+            "reason": "Integrity: invoices for training that was not given.",
+            "reference": "VLAIO-2027-0815",
+        },
+    ),
+    "deadline.extended": (
+        "urn:kmo:back-office",
+        {
+            "actor": "vlaio:case-officer-12",
+            "reason": "Appeal granted: the audit bureau could not plan the follow-up in time.",
+            "reference": "VLAIO-2027-0901",
+        },
+    ),
+}
+
+
+def act(
+    type_name: str, registration: dict[str, Any], message_id: str | None = None, **fields: Any
 ) -> dict[str, Any]:
-    data = {
-        "registration": registration,
-        "actor": actor,
-        "reason": reason,
-        "reference": reference,
-        **fields,
-    }
+    """An act of a person on a case (R14-R16): `actor`, `reason`, `reference` by keyword."""
+    source, defaults = ACTS[type_name]
+    data = {"registration": registration, **defaults, **fields}
     return envelope(type_name, data, message_id, source=source)
 
 
-def withdrawal(
-    registration: dict[str, Any],
-    *,
-    actor: str = "e-loket:provider-user",
-    reason: str = "The provider stops offering training.",
-    reference: str = "EL-2027-00017",
-    message_id: str | None = None,
-) -> dict[str, Any]:
+def withdrawal(registration: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The desk, at the provider's request (R14)."""
-    return _action(
-        "registration.withdrawn",
-        registration,
-        "urn:kmo:e-loket",
-        actor=actor,
-        reason=reason,
-        reference=reference,
-        message_id=message_id,
-    )
+    return act("registration.withdrawn", registration, **fields)
 
 
-def stop_order(
-    registration: dict[str, Any],
-    *,
-    actor: str = "vlaio:case-officer-12",
-    reason: str = "Integrity: invoices for training that was not given.",
-    reference: str = "VLAIO-2027-0815",
-    message_id: str | None = None,
-) -> dict[str, Any]:
+def stop_order(registration: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The back office stops a registration (R15)."""
-    return _action(
-        "registration.stop_ordered",
-        registration,
-        "urn:kmo:back-office",
-        actor=actor,
-        reason=reason,
-        reference=reference,
-        message_id=message_id,
-    )
+    return act("registration.stop_ordered", registration, **fields)
 
 
 def deadline_extension(
-    registration: dict[str, Any],
-    deadline: str,
-    until: dt.date,
-    *,
-    actor: str = "vlaio:case-officer-12",
-    reason: str = "Appeal granted: the audit bureau could not plan the follow-up in time.",
-    reference: str = "VLAIO-2027-0901",
-    message_id: str | None = None,
+    registration: dict[str, Any], deadline: str, until: dt.date, **fields: Any
 ) -> dict[str, Any]:
     """The back office moves a follow-up or reaction deadline (R16)."""
-    return _action(
-        "deadline.extended",
-        registration,
-        "urn:kmo:back-office",
-        actor=actor,
-        reason=reason,
-        reference=reference,
-        message_id=message_id,
-        deadline=deadline,
-        until=until.isoformat(),
+    return act(
+        "deadline.extended", registration, deadline=deadline, until=until.isoformat(), **fields
     )

@@ -145,8 +145,8 @@ def test_a_message_without_user_id_is_refused_when_authentication_is_on(
         (b"x" * (256 * 1024 + 1), "registration.requested", "too_large"),
         (b"<xml/>", "registration.requested", "not_json"),
         (
-            json.dumps({**s.request(KEY), "type": "registration.withdrawn"}).encode(),
-            "registration.withdrawn",
+            json.dumps({**s.request(KEY), "type": "registration.paused"}).encode(),
+            "registration.paused",
             "unknown_type",
         ),
         (

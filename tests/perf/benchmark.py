@@ -30,6 +30,7 @@ import amqp
 import psycopg
 from kombu import Connection, Exchange, Queue
 
+from tests.perf import cases
 from worker import config, samples
 from worker.adapters import confirms
 from worker.bootstrap import bootstrap, open_store, settle_heap
@@ -409,6 +410,14 @@ def sweep_run(registrations: int, due: int, repeat: int) -> dict[str, Any]:
         drop(db=db)
 
 
+def cases_run(registrations: int) -> dict[str, Any]:
+    db = fresh_database()
+    try:
+        return cases.run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", registrations)
+    finally:
+        drop(db=db)
+
+
 def load_registrations(dsn: str, count: int, due: int, cohorts: int, first_end: dt.date) -> None:
     """COPY rows that a real run would have made: registered, with period-end and notice timers.
     The first `due` × `cohorts` registrations end in cohorts a week apart, their notices sent."""
@@ -523,7 +532,7 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
     parser.add_argument(
-        "--parts", default="bare,worker,sweep", help="a subset, to re-measure one part"
+        "--parts", default="bare,worker,sweep,cases", help="a subset, to re-measure one part"
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each measure; the median is reported"
@@ -578,7 +587,9 @@ def main() -> int:
             "timer sweep",
             lambda: figures.update(sweep=sweep_run(args.registrations, args.due, args.repeat)),
         )
-    if parts != {"bare", "worker", "sweep"}:
+    if "cases" in parts:
+        step("find and explain", lambda: figures.update(cases=cases_run(args.registrations)))
+    if parts != {"bare", "worker", "sweep", "cases"}:
         print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):
@@ -655,6 +666,16 @@ def report(f: dict[str, Any]) -> str:
             f"sweep, {s['due']:,} due",
             f"{s['timers_per_s']:,.0f} timers/s",
             f"target ≥ 5,000/s; {_spread(s['timers_per_s_runs'])}",
+        ),
+        (
+            f"find, {f['cases']['registrations']:,} registrations, 100 rows",
+            f"{f['cases']['find_worst_median_ms']} ms (the slowest filter's median)",
+            "target < 50 ms; each filter in the JSON",
+        ),
+        (
+            "explain, one registration",
+            "{median_ms} ms (max {max_ms})".format(**f["cases"]["explain_ms"]),
+            "target < 50 ms",
         ),
         (
             "worker RSS",

@@ -4,6 +4,7 @@ service layer and the engine's sides, tested without a server."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,10 @@ def app(folder: Path, **settings: Any) -> App:
     return built
 
 
-def accepted(document: dict[str, Any]) -> intake.Accepted:
+def accepted(document: dict[str, Any], publisher: str | None = None) -> intake.Accepted:
     parsed = message(document)
-    return intake.Accepted(parsed.id, document["type"], parsed.data)
+    body = json.dumps(document)
+    return intake.Accepted(parsed.id, document["type"], parsed.data, publisher, body)
 
 
 def life(number: str, day: dt.date = TODAY) -> list[intake.Accepted]:

@@ -9,6 +9,7 @@ Transient failures are retried within `KMO_RETRY_ATTEMPTS` and `KMO_RETRY_MAX_SE
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 
@@ -137,7 +138,29 @@ class Inbound:
         reason: dead_letters.Reason,
         error: str,
     ) -> None:
-        broker.dead_letter(producer, delivery, reason, error, self.app.clock.now())
+        now = self.app.clock.now()
+        broker.dead_letter(producer, delivery, reason, error, now)
         m.DEAD_LETTERS.labels(reason).inc()
         m.MESSAGES.labels(m.inbound_type(delivery.routing_key), "dead_lettered").inc()
         log.warning("message_dead_lettered", reason=reason, error=error)
+        self._record_dead_letter(delivery, reason, error, now)
+
+    def _record_dead_letter(
+        self, delivery: broker.Delivery, reason: str, error: str, now: dt.datetime
+    ) -> None:
+        """Beside the registration it names, for `explain`. The queue holds the message itself,
+        so a database that cannot take the record now costs only that line in `explain`."""
+        subject = intake.subject_of(delivery.body)
+        row = {
+            "message_id": subject.message_id,
+            "type": delivery.routing_key[:60] or None,
+            "reason": reason,
+            "error": logs.mask(error)[:2000],
+            "enterprise_number": subject.enterprise_number,
+            "service": subject.service,
+            "dead_lettered_at": now,
+        }
+        try:
+            self.app.store.record_dead_letter(row)
+        except Exception as failure:  # the dead letter itself is safe on its queue
+            log.warning("dead_letter_not_recorded", error=repr(failure))

@@ -9,6 +9,7 @@ signal) finishes the batch in hand and what it committed, then the loop ends.
 
 from __future__ import annotations
 
+import functools
 import gc
 import signal
 import time
@@ -21,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker.adapters import broker
 from worker.adapters.store import port
 from worker.bootstrap import App
-from worker.consumer import gauges, periodic
+from worker.consumer import gauges, periodic, retention
 from worker.consumer import sweep as sweeping
 from worker.consumer.arrivals import Arrivals
 from worker.consumer.inbound import Inbound
@@ -93,6 +94,10 @@ class Loop:
         self.periodic.every(RELAY_EVERY, self.outbound.flush)
         self.periodic.every(BACKLOG_EVERY, lambda: gauges.refresh_backlog(app.store, app.clock))
         self.periodic.every(STATES_EVERY, lambda: gauges.refresh_states(app.store))
+        days = settings.archive_retention_days
+        if days is not None:
+            prune = functools.partial(retention.prune, app.store, app.clock, days)
+            self.periodic.every(retention.EVERY_SECONDS, prune)
         self._keep_alive = periodic.Every(KEEP_ALIVE_EVERY, lambda: None)
 
     @staticmethod

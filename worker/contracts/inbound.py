@@ -138,6 +138,7 @@ InboundData = (
     | DeadlineExtension
 )
 
+
 class Act(NamedTuple):
     """Who acted on a case, why, and under which reference, as the history keeps it."""
 

@@ -10,7 +10,8 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,7 +23,7 @@ from worker.adapters import broker
 from worker.bootstrap import App, bootstrap, settle_heap
 from worker.consumer.loop import Loop
 from worker.contracts import schemas
-from worker.entrypoints import dead_letters, demo, report
+from worker.entrypoints import act, dead_letters, demo, explain, find, report
 from worker.service.clock import Clock
 
 
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "publish": _publish,
         "show": _show,
+        "find": lambda app, args: find.find(app, args),
+        "explain": lambda app, args: explain.explain(app, args),
+        "act": _act,
         "dead-letters": _dead_letters,
     }[args.command]
     return handler(app, args)
@@ -59,6 +63,13 @@ EXAMPLES = {
     "run": "kmo-worker run --until-idle --today 2027-02-01",
     "publish": "kmo-worker publish requests.ndjson --user desk",
     "show": "kmo-worker show 0403.170.701 --service training",
+    "find": "kmo-worker find --state registered_conditionally --follow-up-before end-of-next-month",
+    "explain": "kmo-worker explain DV.A000123",
+    "act": "kmo-worker act stop DV.A000123 --actor jdoe --reason 'integrity' --reference VLAIO/1",
+    "withdraw": "kmo-worker act withdraw DV.O000001 --actor u1 --reason 'stops' --reference EL-7",
+    "stop": "kmo-worker act stop DV.A000123 --actor jdoe --reason fraud --reference V/1 --dry-run",
+    "extend": "kmo-worker act extend DV.A000123 --deadline follow_up --until 2027-09-30"
+    " --actor jdoe --reason 'appeal granted' --reference VLAIO/2",
     "dead-letters": "kmo-worker dead-letters replay --reason processing_failed",
     "list": "kmo-worker dead-letters list --limit 50",
     "replay": "kmo-worker dead-letters replay --id 5f0c-... --user kmo-operator",
@@ -90,9 +101,28 @@ def _parser() -> argparse.ArgumentParser:
     publish = _command(commands, "publish", "publish CloudEvents JSON or NDJSON inbound")
     publish.add_argument("file", help="a file, or - for standard input")
     publish.add_argument("--user", help="AMQP user_id to set (default: the broker URL's user)")
+    publish.add_argument(
+        "--dry-run", action="store_true", help="show what each message would do; publish nothing"
+    )
     show = _command(commands, "show", "state, period and history of a provider")
     show.add_argument("enterprise_number")
     show.add_argument("--service", choices=["training", "advice"])
+    found = _command(commands, "find", "registrations by state, service, unit, bureau, dates")
+    find.add_arguments(found)
+    explained = _command(commands, "explain", "why a registration is where it is, what comes next")
+    explain.add_arguments(explained)
+    for reading in (found, explained):
+        reading.add_argument("--today", type=dt.date.fromisoformat, help="the business date")
+    acting = _command(commands, "act", "withdraw, stop, or extend a deadline, as a message")
+    acts = acting.add_subparsers(dest="act", required=True)
+    for name, about in (
+        ("withdraw", "the provider withdraws its request or registration (R14, the desk)"),
+        ("stop", "VLAIO stops a registration (R15, the back office)"),
+        ("extend", "move a follow-up or reaction deadline later (R16, the back office)"),
+    ):
+        acting_now = _command(acts, name, about)
+        act.add_arguments(acting_now, name)
+        acting_now.add_argument("--today", type=dt.date.fromisoformat, help="the business date")
     letters = _command(commands, "dead-letters", "list or replay kmo.dead-letter")
     letter_commands = letters.add_subparsers(dest="action", required=True)
     listing = _command(letter_commands, "list", "reason, error, age, type and id of each")
@@ -142,19 +172,43 @@ def _run(app: App, args: argparse.Namespace) -> int:
 def _publish(app: App, args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     user = _user(app, args.user)
-    problems = 0
+    documents = list(_documents(text))
+    problems = sum(1 for _n, _d, problem in documents if problem)
+    for number, _document, problem in documents:
+        if problem:
+            print(f"message {number}: not published: {problem}", file=sys.stderr)
+    good = [document for _n, document, problem in documents if not problem]
+    if args.dry_run:
+        for document in good:
+            act.show(app, document, user, as_json=False)
+        return 1 if problems else 0
+    with _inbound(app) as send:
+        for document in good:
+            send(document, user)
+            print(f"published {document['type']} {document.get('id', '')}")
+    return 1 if problems else 0
+
+
+@contextmanager
+def _inbound(app: App) -> Iterator[Callable[[dict[str, Any], str | None], None]]:
+    """Publishes CloudEvents to kmo.inbound with confirms, routing key = type."""
     with broker.connect(app.settings, confirms=True) as connection:
         broker.declare(connection, app.topology)
         producer = Producer(connection.default_channel)
-        for number, document, problem in _documents(text):
-            if problem:
-                print(f"message {number}: not published: {problem}", file=sys.stderr)
-                problems += 1
-                continue
+
+        def send(document: dict[str, Any], user: str | None) -> None:
             body = json.dumps(document, ensure_ascii=False).encode("utf-8")
             broker.publish_inbound(producer, body, document["type"], user)
-            print(f"published {document['type']} {document.get('id', '')}")
-    return 1 if problems else 0
+
+        yield send
+
+
+def _act(app: App, args: argparse.Namespace) -> int:
+    def publish(document: dict[str, Any], user: str | None) -> None:
+        with _inbound(app) as send:
+            send(document, user)
+
+    return act.act(app, args, _user(app, args.user), publish)
 
 
 def _user(app: App, given: str | None) -> str | None:

@@ -80,7 +80,7 @@ def run(settings: Settings) -> int:
         update={
             "database_url": f"sqlite:///{folder / 'kmo-worker.sqlite3'}",
             "broker_url": EMBEDDED_BROKER,
-            "broker_folder": folder / "broker",
+            "broker_folder": folder / ".kmo-broker",  # the default, seen from the folder
             "today": TODAY,
             "auth_required": False,
             "audit_bureaus": frozenset({BUREAU}),
@@ -105,6 +105,14 @@ def run(settings: Settings) -> int:
     print(
         f"\n{len(dead)} message(s) dead-lettered to {broker.DEAD_LETTER_QUEUE}"
         " (the batch holds one that is not JSON)."
+    )
+    print(
+        f"\nLook around (the workspace holds the default database and broker folder):\n"
+        f"  cd {folder}\n"
+        f"  kmo-worker find --today {TODAY} --follow-up-before end-of-next-month\n"
+        f"  kmo-worker explain DV.A000001 --today {TODAY}\n"
+        f"  kmo-worker act extend DV.A000001 --today {TODAY} --deadline follow_up"
+        " --until 2027-12-31 --actor me --reason 'appeal granted' --reference V/1 --dry-run"
     )
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -79,6 +79,34 @@ def check(
     account = publisher if isinstance(publisher, str) and settings.authenticate else None
     # The body is UTF-8: orjson has read it (RFC 8259).
     return Accepted(message_id, type_name, data, account, body.decode(), routing_key or type_name)
+
+
+class Subject(NamedTuple):
+    """What a message that could not be handled says about itself, where it says it readably."""
+
+    message_id: str | None = None
+    enterprise_number: str | None = None
+    service: str | None = None
+
+
+def subject_of(body: bytes) -> Subject:
+    """A dead letter is recorded beside the registration it names (`kmo-worker explain`)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return Subject()
+    if not isinstance(document, dict):
+        return Subject()
+    found = document.get("id")
+    message_id = found[:200] if isinstance(found, str) else None
+    data = document.get("data")
+    key = data.get("registration") if isinstance(data, dict) else None
+    number = key.get("enterprise_number") if isinstance(key, dict) else None
+    if not isinstance(number, str) or not identifiers.is_valid_enterprise_number(number):
+        return Subject(message_id)
+    service = key.get("service") if isinstance(key, dict) else None
+    known = service if service in ("training", "advice") else None
+    return Subject(message_id, identifiers.normalise_enterprise_number(number), known)
 
 
 REPLAYED_FOR = "x-kmo-original-user-id"

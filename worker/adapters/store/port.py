@@ -133,6 +133,55 @@ class Transaction(Protocol):
 
 
 @dataclass(frozen=True)
+class Window:
+    """A date window, both ends included; either may be open."""
+
+    after: dt.date | None = None
+    before: dt.date | None = None
+
+
+# The dates `find` filters on, in the order that picks a page's order when several are given.
+WINDOWS = ("next_due", "follow_up_deadline", "reaction_deadline", "period_end")
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    """What `find` asks: every filter given must hold. A page is ordered by the first window
+    given (`WINDOWS`), then the registration number; `after` is the cursor of the page before."""
+
+    states: tuple[str, ...] = ()
+    service: str | None = None
+    unit_kind: str | None = None
+    bureau: str | None = None
+    cycle: int | None = None
+    windows: Mapping[str, Window] = field(default_factory=dict)
+    limit: int = 100
+    after: str | None = None
+
+    @property
+    def order(self) -> str | None:
+        return next((name for name in WINDOWS if name in self.windows), None)
+
+
+@dataclass(frozen=True)
+class Found:
+    stored: Stored
+    next_due: dt.date | None  # the earliest unfired timer
+    cursor: str  # `CaseQuery.after` for the page that follows this row
+
+
+@dataclass
+class CaseFile:
+    """Everything stored about one registration, for `explain`."""
+
+    stored: Stored
+    history: list[dict[str, Any]]
+    archive: list[dict[str, Any]]  # the messages about it, without their bodies
+    dead_letters: list[dict[str, Any]]  # about its enterprise number and service
+    pending: list[Timer]  # unfired timers, in due order
+
+
+@dataclass(frozen=True)
 class Stats:
     backlog: int  # events committed, not yet marked sent
     oldest: dt.datetime | None  # when the oldest of them was committed
@@ -150,6 +199,23 @@ class Store(Protocol):
         loss means publishing an event again)."""
 
     def find(self, enterprise_number: str) -> list[Stored]: ...
+
+    def by_number(self, registration_number: str) -> Stored | None: ...
+
+    def search(self, query: CaseQuery) -> list[Found]:
+        """A page of `query`'s registrations; each filter is an index range (cases.py)."""
+
+    def case_file(self, stored: Stored) -> CaseFile: ...
+
+    def sent_at(self, event_ids: Sequence[str]) -> dict[str, dt.datetime | None]:
+        """Of the events in the outbox among `event_ids`: when each was confirmed (None: not
+        yet)."""
+
+    def record_dead_letter(self, row: Mapping[str, Any]) -> None:
+        """What was dead-lettered, for `explain` (the message stays on the queue)."""
+
+    def prune_archive(self, handled_before: dt.datetime) -> int:
+        """Clear the bodies of messages handled before then; how many were cleared."""
 
     def history_of(self, registration_id: int) -> list[dict[str, object]]: ...
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, create_engine, select, text
 from worker.adapters.store import port, sql
 from worker.adapters.store import postgres_sql as q
 from worker.adapters.store import tables as t
+from worker.adapters.store.rows import DOCUMENT, stored
 from worker.contracts.envelope import Outgoing
 from worker.domain.model import Registration
 from worker.domain.schedule import Timer
@@ -58,7 +59,7 @@ class PostgresTransaction(sql.SqlTransaction):
                 read.seen.add(row.document)
             elif row.part == "registration":
                 key = (row.enterprise_number, row.unit_kind, row.department_id, row.service)
-                read.stored[key] = sql.stored(row)
+                read.stored[key] = stored(row)
             elif row.part == "number":
                 count = counts[row.service]
                 read.numbers[row.service] = port.numbers_up_to(row.service, row.id, count)
@@ -73,7 +74,7 @@ class PostgresTransaction(sql.SqlTransaction):
         c, r = t.timers.c, t.registrations.c
         columns = (c.id, c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days)
         query = (
-            select(*columns, r.version, sql.DOCUMENT)
+            select(*columns, r.version, DOCUMENT)
             .join(t.registrations, r.id == c.registration_id)
             .where(c.fired_at.is_(None), c.due_on <= today)
             .order_by(c.due_on, c.id)
@@ -174,9 +175,7 @@ def _unprepared(db: Connection, statement: str, params: dict[str, Any]) -> Any:
 
 def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:
     rows = (
-        _with_document(
-            _json({"id": i, "version": v, "state": r.state.value, **port.columns(r)}), r
-        )
+        _with_document(_json({"id": i, "version": v, "state": r.state.value, **port.columns(r)}), r)
         for i, v, r in changed
     )
     return "[" + ",".join(rows) + "]"

@@ -13,26 +13,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Text, cast, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker.adapters.store import port
 from worker.adapters.store import tables as t
+from worker.adapters.store.cases import CaseQueries
+from worker.adapters.store.rows import DOCUMENT, stored
 from worker.contracts.envelope import Outgoing
-from worker.domain.model import Registration
 
 SCRIPT_LOCATION = "worker:migrations"
-# The document as the text it is stored as: pydantic parses it in one step, without a dict between.
-DOCUMENT = cast(t.registrations.c.document, Text).label("document")
 
 
 def json_parameter(value: object) -> str:
     """A statement's JSON parameter: compact UTF-8, dates and times as ISO 8601 (orjson)."""
     return orjson.dumps(value).decode()
-
-
-def stored(row: Any) -> port.Stored:
-    return port.Stored(row.id, row.version, Registration.model_validate_json(row.document))
 
 
 class SqlTransaction:
@@ -74,7 +69,7 @@ class SqlTransaction:
             self.db.execute(insert(t.outbox), rows)
 
 
-class SqlStore:
+class SqlStore(CaseQueries):
     """A store on a SQLAlchemy engine; subclasses name their transaction class."""
 
     concurrent = False

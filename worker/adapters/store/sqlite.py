@@ -30,6 +30,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from worker.adapters.store import port, sql
 from worker.adapters.store import tables as t
+from worker.adapters.store.rows import DOCUMENT, stored
 from worker.contracts.envelope import Outgoing
 from worker.domain.model import Registration
 from worker.domain.schedule import Timer
@@ -90,12 +91,12 @@ class SqliteTransaction(sql.SqlTransaction):
         c = t.registrations.c
         columns = (c.enterprise_number, c.unit_kind, c.department_id, c.service)
         query = (
-            select(c.id, c.version, sql.DOCUMENT, *columns)
+            select(c.id, c.version, DOCUMENT, *columns)
             .where(tuple_(*columns).in_(list(keys)))
             .order_by(c.id)
         )
         return {
-            (r.enterprise_number, r.unit_kind, r.department_id, r.service): sql.stored(r)
+            (r.enterprise_number, r.unit_kind, r.department_id, r.service): stored(r)
             for r in self.db.execute(query)
         }
 
@@ -128,8 +129,8 @@ class SqliteTransaction(sql.SqlTransaction):
         ]
         r = t.registrations.c
         ids = sorted({due.registration_id for due in dues})
-        rows = self.db.execute(select(r.id, r.version, sql.DOCUMENT).where(r.id.in_(ids)))
-        return port.Claimed(dues, {row.id: sql.stored(row) for row in rows})
+        rows = self.db.execute(select(r.id, r.version, DOCUMENT).where(r.id.in_(ids)))
+        return port.Claimed(dues, {row.id: stored(row) for row in rows})
 
     def mark_sent(self, event_ids: Sequence[str], now: dt.datetime) -> None:
         if event_ids:

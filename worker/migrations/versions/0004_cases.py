@@ -45,7 +45,9 @@ def upgrade() -> None:
         table.add_column(sa.Column("reaction_deadline", sa.Date()))
         table.drop_index("ix_registrations_state")
     _fill_registrations()
-    op.create_index("ix_registrations_state_number", "registrations", ["state", "registration_number"])
+    op.create_index(
+        "ix_registrations_state_number", "registrations", ["state", "registration_number"]
+    )
     for column, where in PARTIAL:
         condition = sa.text(where)
         op.create_index(
@@ -70,7 +72,6 @@ def upgrade() -> None:
         table.add_column(sa.Column("publisher", sa.String(200)))
         table.add_column(sa.Column("reason", sa.String(60)))
         table.add_column(sa.Column("body", sa.Text()))
-        table.create_index("ix_inbox_registration_id", ["registration_id"])
     with op.batch_alter_table("history") as table:
         table.add_column(sa.Column("actor", sa.String(500)))
         table.add_column(sa.Column("reason", sa.Text()))
@@ -151,7 +152,6 @@ def downgrade() -> None:
         for name in ("reference", "reason", "actor"):
             table.drop_column(name)
     with op.batch_alter_table("inbox") as table:
-        table.drop_index("ix_inbox_registration_id")
         for name in ("body", "reason", "publisher", "routing_key", "business_date"):
             table.drop_column(name)
         table.drop_column("registration_id")
