@@ -109,7 +109,8 @@ def run(settings: Settings) -> int:
     print(
         f"\nLook around (the workspace holds the default database and broker folder):\n"
         f"  cd {folder}\n"
-        f"  kmo-worker find --today {TODAY} --follow-up-before end-of-next-month\n"
+        f"  kmo-worker find --today {TODAY} --state registered_conditionally"
+        " --follow-up-before 2027-12-31\n"
         f"  kmo-worker explain DV.A000001 --today {TODAY}\n"
         f"  kmo-worker act extend DV.A000001 --today {TODAY} --deadline follow_up"
         " --until 2027-12-31 --actor me --reason 'appeal granted' --reference V/1 --dry-run"
