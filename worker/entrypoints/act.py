@@ -111,7 +111,8 @@ def _timer(timer: Any) -> dict[str, Any]:
 
 def _text(shown: cases.Preview, document: dict[str, Any]) -> str:
     before, after = shown.before, shown.after
-    name = (after or before).number if (after or before) else "no registration"  # type: ignore[union-attr]
+    held = after or before
+    name = held.number if held else "no registration"
     lines = [f"{document['type']} {document['id']} for {name}"]
     if before is None:
         lines.append("  no registration holds this key yet")

@@ -140,7 +140,7 @@ def find(app: App, args: argparse.Namespace) -> int:
 
 
 def _table(page: list[port.Found]) -> str:
-    lines = ["  ".join(title.ljust(width) for title, width in COLUMNS)]
+    lines = ["  ".join(title.ljust(width) for title, width in COLUMNS).rstrip()]
     for row in page:
         r = row.stored.registration
         unit = (
@@ -162,12 +162,8 @@ def _table(page: list[port.Found]) -> str:
             r.reaction_deadline,
             row.next_due,
         )
-        lines.append(
-            "  ".join(
-                str(v or "—").ljust(w)[: max(w, len(str(v or "—")))]
-                for v, (_t, w) in zip(values, COLUMNS, strict=True)
-            )
-        )
+        cells = (str(v or "—").ljust(w) for v, (_t, w) in zip(values, COLUMNS, strict=True))
+        lines.append("  ".join(cells).rstrip())
     lines.append(f"({len(page)} registration{'s' if len(page) != 1 else ''})")
     return "\n".join(lines)
 

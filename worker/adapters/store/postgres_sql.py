@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from worker.adapters.store import port
+
 KEY_COLUMNS = ("enterprise_number", "unit_kind", "department_id", "service")
 
 # The inbox ids seen before, the registrations (locked; keys come sorted, so two batches lock in
@@ -62,7 +64,7 @@ MARK_SENT = (
 )
 
 # The columns `find` filters on (`port.columns`), as every registration row carries them.
-CASE_COLUMNS = "bureau, cycle, period_end, follow_up_deadline, reaction_deadline"
+CASE_COLUMNS = ", ".join(port.CASE_COLUMNS)
 CASE_TYPES = "bureau text, cycle integer, period_end date, follow_up_deadline date,"
 CASE_TYPES += " reaction_deadline date"
 
