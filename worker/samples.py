@@ -197,3 +197,17 @@ def deadline_extension(
     return act(
         "deadline.extended", registration, deadline=deadline, until=until.isoformat(), **fields
     )
+
+
+def retraction(
+    registration: dict[str, Any],
+    retracted_id: str,
+    *,
+    reason: str = "The report was filed for the wrong provider.",
+    source: str = "urn:kmo:back-office",
+    message_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A message taken back (R17): by its publisher or the back office."""
+    data = {"registration": registration, "retracted_id": retracted_id, "reason": reason, **fields}
+    return envelope("message.retracted", data, message_id, source=source)

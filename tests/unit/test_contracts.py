@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from tests.support import Life
 from worker import samples as s
-from worker.contracts import schemas
+from worker.contracts import envelope, schemas
 from worker.contracts.inbound import INBOUND
 from worker.contracts.outbound import OUTBOUND
 from worker.service import envelopes
@@ -157,8 +157,8 @@ def test_event_ids_are_the_uuid5_of_cause_index_and_type(
     cause: str, index: int, type_name: str
 ) -> None:
     # Ids already published must come out the same after an upgrade: the fast path is uuid5.
-    expected = uuid.uuid5(envelopes.NAMESPACE, f"{cause}|{index}|{type_name}")
-    assert envelopes.event_id(cause, index, type_name) == str(expected)
+    expected = uuid.uuid5(envelope.NAMESPACE, f"{cause}|{index}|{type_name}")
+    assert envelope.event_id(cause, index, type_name) == str(expected)
 
 
 def test_the_asyncapi_document_names_every_message_and_refers_to_its_schema() -> None:

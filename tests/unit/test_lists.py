@@ -15,10 +15,16 @@ from worker.observability import metrics
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_inbound_type_has_exactly_one_publishing_role() -> None:
+def test_every_inbound_type_has_one_publishing_role_and_every_publisher_may_retract() -> None:
+    """R17: a message is retracted by its publisher (or the back office), so every role that
+    publishes may publish `message.retracted`; every other type has one role."""
     for type_name in INBOUND:
         granted = [role for role, grant in roles.GRANTS.items() if type_name in grant.publishes]
-        assert len(granted) == 1, (type_name, granted)
+        if type_name == "message.retracted":
+            assert granted == [role for role in roles.ROLES if roles.GRANTS[role].publishes]
+            assert len(granted) == 3
+        else:
+            assert len(granted) == 1, (type_name, granted)
     assert set(roles.GRANTS) == set(roles.ROLES)
 
 

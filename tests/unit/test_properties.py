@@ -3,8 +3,12 @@
 Invariants after every step: nothing crashes; every (state, message) pair has an outcome (the
 registration changes or an event says why not); every event validates against schemas/; a period
 never ends before it starts; an extension adds exactly three years; a terminal state changes only
-through a new request. At the end the same sequence is replayed and must give the same events
-with the same ids.
+through a new request or a correction (R17). At the end the same sequence is replayed and must give
+the same events with the same ids.
+
+Replay (R17): the state stored is always what a replay of the steps says; and after a message m is
+retracted, the state is that of a life in which m was never sent (the same other messages and
+timers, on the same days).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import json
 import os
 from typing import Any
 
+import hypothesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.support import Life
+from tests.support import BACK_OFFICE, Life
 from worker import samples as s
 from worker.contracts.outbound import DeadlineExtended, Extended
 from worker.contracts.schemas import Validators
@@ -46,17 +51,23 @@ class RegistrationLives(RuleBasedStateMachine):
         self.steps: list[tuple[str, Any]] = []
         self.causes: list[str] = []
         self.reports: list[str] = []
+        self.sent: list[str] = []  # message ids, for retractions to name
+        self.retracted: set[str] = set()
 
     # the world -------------------------------------------------------------------------------
 
-    def _send(self, document: dict[str, Any]) -> None:
+    def _send(self, document: dict[str, Any], publisher: str | None = None) -> Outcome:
         before = self.life.registration
-        outcome = self.life.send(document, self.today)
-        self.steps.append(("send", (document, self.today)))
+        outcome = self.life.send(document, self.today, publisher)
+        self.steps.append(("send", (document, self.today, publisher)))
         self.causes.append(document["id"])
-        self._check(before, outcome, by_request=document["type"] == "registration.requested")
-        # R11: every (state, message) pair has an outcome: a change, or an event saying why not.
-        assert outcome.events or outcome.registration != before
+        self.sent.append(document["id"])
+        reopens = document["type"] in ("registration.requested", "message.retracted")
+        self._check(before, outcome, by_request=reopens)
+        # R11: every (state, message) pair has an outcome: a change, or an event saying why not;
+        # a retraction of a message that changed nothing changes only the history (R17).
+        assert outcome.events or outcome.registration != before or outcome.rule == "R17"
+        return outcome
 
     @rule(starter=st.booleans(), valid=st.booleans())
     def request(self, starter: bool, valid: bool) -> None:
@@ -109,6 +120,19 @@ class RegistrationLives(RuleBasedStateMachine):
     def extension(self, deadline: str, ahead: int) -> None:
         self._send(s.deadline_extension(KEY, deadline, self.today + dt.timedelta(days=ahead)))
 
+    @precondition(lambda self: self.sent)
+    @rule(pick=st.integers(0, 10_000), by=st.sampled_from([None, BACK_OFFICE, "someone-else"]))
+    def retraction(self, pick: int, by: str | None) -> None:
+        target = self.sent[pick % len(self.sent)]
+        outcome = self._send(s.retraction(KEY, target), by)
+        hypothesis.event(
+            "retraction: " + ("took effect" if outcome.rule == "R17" else outcome.note)
+        )
+        if outcome.rule == "R17":
+            self.retracted.add(target)
+            # A life in which the retracted messages were never sent ends where this one is.
+            assert self.life.replayed(frozenset(self.retracted)) == self.life.registration
+
     @rule(n=st.sampled_from([1, 29, 30, 31, 89, 90, 91, 180, 365, 730, 1826]))
     def days_pass(self, n: int) -> None:
         self.today += dt.timedelta(days=n)
@@ -138,6 +162,10 @@ class RegistrationLives(RuleBasedStateMachine):
                 assert event.period.start == before.period.start
 
     @invariant()
+    def the_stored_state_is_what_replay_says(self) -> None:
+        assert self.life.replayed() == self.life.registration
+
+    @invariant()
     def period_never_ends_before_it_starts(self) -> None:
         registration = self.life.registration
         if registration is not None and registration.period is not None:
@@ -148,8 +176,8 @@ class RegistrationLives(RuleBasedStateMachine):
         replay = Life()
         for kind, argument in self.steps:
             if kind == "send":
-                document, today = argument
-                replay.send(document, today)
+                document, today, publisher = argument
+                replay.send(document, today, publisher)
             else:
                 replay.advance(argument)
         assert replay.published(NOW) == self.life.published(NOW)

@@ -126,6 +126,17 @@ class DeadlineExtension(Action):
     until: dt.date
 
 
+class Retraction(Strict):
+    """The original publisher or the back office takes back a message sent in error (R17): the
+    registration is replayed without it. `reason` is free text and never logged."""
+
+    registration: KeyIn
+    retracted_id: Annotated[str, Field(min_length=1, max_length=200)]  # its CloudEvents id
+    reason: NonEmpty
+    actor: NonEmpty | None = None
+    reference: NonEmpty | None = None
+
+
 InboundData = (
     RegistrationRequested
     | DeclarationReceived
@@ -136,6 +147,7 @@ InboundData = (
     | Withdrawal
     | StopOrder
     | DeadlineExtension
+    | Retraction
 )
 
 
@@ -148,7 +160,7 @@ class Act(NamedTuple):
 
 
 def act_of(data: InboundData) -> Act:
-    if isinstance(data, Action):
+    if isinstance(data, Action | Retraction):
         return Act(data.actor, data.reason, data.reference)
     if isinstance(data, ApprovalGranted | BureauChanged):
         return Act(reference=data.reference)
@@ -165,4 +177,5 @@ INBOUND: dict[str, type[InboundData]] = {
     "registration.withdrawn": Withdrawal,
     "registration.stop_ordered": StopOrder,
     "deadline.extended": DeadlineExtension,
+    "message.retracted": Retraction,
 }

@@ -99,6 +99,19 @@ class DeadlineExtended(EventData):
     reference: Annotated[str, Field(min_length=1, max_length=500)]
 
 
+class Corrected(EventData):
+    """R17: a message was retracted and the registration replayed without it. `state` is the
+    state now, `previous_state` the one the mailers knew; the events listed in `superseded` were
+    published on the strength of the retracted message and no longer hold (none is un-sent)."""
+
+    retracted_id: Annotated[str, Field(min_length=1, max_length=200)]
+    previous_state: State
+    period: Period | None
+    follow_up_deadline: dt.date | None
+    reaction_deadline: dt.date | None
+    superseded: list[str]
+
+
 class Expired(EventData):
     reason: ExpiryReason
 
@@ -140,6 +153,7 @@ OutboundData = (
     | Stopped
     | Withdrawn
     | DeadlineExtended
+    | Corrected
     | Expired
     | Expiring
     | FollowUpDue
@@ -160,6 +174,7 @@ OUTBOUND: dict[str, type[OutboundData]] = {
     "decision.stopped": Stopped,
     "decision.withdrawn": Withdrawn,
     "decision.deadline_extended": DeadlineExtended,
+    "decision.corrected": Corrected,
     "decision.expired": Expired,
     "notice.expiring": Expiring,
     "notice.follow_up_due": FollowUpDue,

@@ -16,7 +16,14 @@ class Grant:
 
 GRANTS: dict[Role, Grant] = {
     "desk": Grant(
-        frozenset({"registration.requested", "declaration.received", "registration.withdrawn"}),
+        frozenset(
+            {
+                "registration.requested",
+                "declaration.received",
+                "registration.withdrawn",
+                "message.retracted",
+            }
+        ),
         "the online desk (e-loket), broker role `desk`",
     ),
     "back_office": Grant(
@@ -26,12 +33,13 @@ GRANTS: dict[Role, Grant] = {
                 "registration.bureau_changed",
                 "registration.stop_ordered",
                 "deadline.extended",
+                "message.retracted",
             }
         ),
         "the VLAIO back office, broker role `back_office`",
     ),
     "audit_bureau": Grant(
-        frozenset({"audit.reported", "audit.reaction_received"}),
+        frozenset({"audit.reported", "audit.reaction_received", "message.retracted"}),
         "an appointed audit bureau, from its own broker account (role `audit_bureau`)",
     ),
     # Replays dead letters on behalf of the publisher named in the x-kmo-original-user-id header.
@@ -42,4 +50,4 @@ ROLES: tuple[Role, ...] = get_args(Role)
 
 def publisher_of(type_name: str) -> str:
     """Who publishes an inbound type, for people."""
-    return next(grant.who for grant in GRANTS.values() if type_name in grant.publishes)
+    return "; or ".join(grant.who for grant in GRANTS.values() if type_name in grant.publishes)

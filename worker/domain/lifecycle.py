@@ -20,6 +20,7 @@ from worker.contracts.inbound import (
     InboundData,
     ReactionReceived,
     RegistrationRequested,
+    Retraction,
     StopOrder,
     Withdrawal,
 )
@@ -117,7 +118,7 @@ TRIGGERS = (
     "stop_order",
     "extension.follow_up",
     "extension.reaction",
-)
+)  # and "retraction", which `replay.retract` decides with the registration's life (R17)
 # Why a message the table does not allow in a state changes nothing, where `<family>_not_awaited`
 # would not say it plainly.
 NOT_AWAITED = {
@@ -145,6 +146,8 @@ def trigger(data: InboundData) -> str:
         return "stop_order"
     if isinstance(data, DeadlineExtension):
         return f"extension.{data.deadline}"
+    if isinstance(data, Retraction):
+        return "retraction"
     assert isinstance(data, ApprovalGranted)
     return "approval"
 
@@ -173,6 +176,8 @@ def decide(
 ) -> Outcome:
     key = key_of(message.data)
     name = trigger(message.data)
+    if name == "retraction":
+        raise TypeError("a retraction needs the registration's life: replay.retract decides it")
     if name == "request":
         return R.request(registration, message, ctx, key, number)
     if registration is None:

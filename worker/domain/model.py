@@ -70,3 +70,4 @@ class Context:
     today: dt.date
     audit_bureaus: frozenset[str] = frozenset()
     offsets: NoticeOffsets = field(default_factory=NoticeOffsets)
+    back_office: frozenset[str] = frozenset()  # its broker accounts: they may retract (R17)

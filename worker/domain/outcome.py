@@ -14,10 +14,12 @@ from worker.domain.model import Registration
 
 @dataclass(frozen=True)
 class Message:
-    """An inbound message as the core sees it: its CloudEvents id and its validated data."""
+    """An inbound message as the core sees it: its CloudEvents id, its validated data and the
+    broker account that published it (None where the broker does not authenticate)."""
 
     id: str
     data: InboundData
+    publisher: str | None = None
 
 
 @dataclass(frozen=True)

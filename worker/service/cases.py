@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.adapters.store import port
+from worker.contracts import envelope
 from worker.contracts.outbound import TYPE_OF
 from worker.domain import lifecycle, rules, schedule
 from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message
-from worker.service import envelopes
 from worker.service.intake import Accepted
 
 
@@ -59,7 +59,7 @@ def summary(registration: Registration) -> dict[str, Any]:
 
 def _event_ids(cause_id: str, types: list[str]) -> list[tuple[str, str]]:
     """The ids the events of one cause were published under: deterministic (contract.md)."""
-    return [(envelopes.event_id(cause_id, i, name), name) for i, name in enumerate(types)]
+    return [(envelope.event_id(cause_id, i, name), name) for i, name in enumerate(types)]
 
 
 def _change(

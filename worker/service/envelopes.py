@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from worker.contracts.envelope import Outgoing
+from worker.contracts.envelope import Outgoing, event_id
 from worker.contracts.outbound import TYPE_OF, EventData
 from worker.contracts.schemas import Validators
-
-NAMESPACE = uuid.UUID("6f1c1d1e-5a0b-4f5e-8a51-7d0f3e0b6c2a")
-_SEEDED = hashlib.sha1(NAMESPACE.bytes, usedforsecurity=False)  # RFC 4122 name-based: SHA-1
-
-
-def event_id(cause_id: str, index: int, type_name: str) -> str:
-    """`str(uuid.uuid5(NAMESPACE, name))`, exactly (a property test holds the two together),
-    without building a `uuid.UUID`: the hash continues from the namespace's."""
-    digest = _SEEDED.copy()
-    digest.update(f"{cause_id}|{index}|{type_name}".encode())
-    b = bytearray(digest.digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x50  # version 5
-    b[8] = (b[8] & 0x3F) | 0x80  # variant RFC 4122
-    x = b.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 @functools.lru_cache(maxsize=4)
