@@ -38,7 +38,14 @@ class App:
             today=self.clock.today(),
             audit_bureaus=self.settings.audit_bureaus,
             offsets=self.settings.notice_offsets,
+            back_office=self.back_office,
         )
+
+    @property
+    def back_office(self) -> frozenset[str]:
+        """The broker accounts of the back office: they may retract any message (R17)."""
+        publishers = self.settings.publishers.items()
+        return frozenset(account for account, p in publishers if p.role == "back_office")
 
 
 def open_store(url: str) -> port.Store:

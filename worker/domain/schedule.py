@@ -20,6 +20,7 @@ NoticeKind = Literal[
     "notice.expiring", "notice.follow_up_due", "notice.reaction_due", "notice.starter_modules_due"
 ]
 TimerKind = DeadlineKind | NoticeKind
+TIMED = ("deadline.", "notice.")  # how a timer's kind begins, and a message's type never does
 
 
 class Timer(NamedTuple):
@@ -35,6 +36,15 @@ class Timer(NamedTuple):
     def cause_id(self) -> str:
         """What events caused by this timer name as `causationid` (stable across replays)."""
         return f"timer:{self.kind}:{self.deadline.isoformat()}:{self.offset_days}"
+
+
+def from_cause_id(cause_id: str) -> Timer:
+    """The timer a history row's cause names (`<registration number>:` + `Timer.cause_id`)."""
+    _number, _timer, kind, deadline, offset = cause_id.split(":")
+    day, days = dt.date.fromisoformat(deadline), int(offset)
+    if kind.startswith("deadline."):
+        return Timer(dates.fires_on(day), kind, day, days)  # type: ignore[arg-type]
+    return Timer(day - dt.timedelta(days=days), kind, day, days)  # type: ignore[arg-type]
 
 
 def timers_for(registration: Registration, offsets: NoticeOffsets) -> frozenset[Timer]:

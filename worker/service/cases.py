@@ -66,7 +66,7 @@ def _change(
     row: dict[str, Any], events: list[tuple[str, str]], sent: dict[str, dt.datetime | None]
 ) -> dict[str, Any]:
     rule = rules.describe(row["rule"])
-    timer = row["cause_type"].startswith(("deadline.", "notice."))
+    timer = row["cause_type"].startswith(schedule.TIMED)
     cause = {"kind": "timer" if timer else "message", "type": row["cause_type"]}
     if not timer:
         cause["id"] = row["cause_id"]

@@ -19,11 +19,11 @@ from worker.contracts import inbound
 from worker.contracts.common import Key
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
-from worker.domain import lifecycle, schedule
+from worker.domain import lifecycle, replay, schedule
 from worker.domain.identifiers import normalise_enterprise_number as normalise
 from worker.domain.model import Context, Registration
-from worker.domain.outcome import Message, Outcome
-from worker.service import envelopes
+from worker.domain.outcome import Message, Outcome, ignored
+from worker.service import envelopes, lives
 from worker.service.intake import Accepted
 
 Join = Callable[[port.Transaction], None]  # a participant's writes, added to the transaction
@@ -120,6 +120,7 @@ class _Slot:
     read: Registration | None = None
     current: Registration | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[replay.Step] = field(default_factory=list)  # its life, in this batch (R17)
 
 
 class UnitOfWork:
@@ -174,10 +175,14 @@ class UnitOfWork:
         number = None
         if lifecycle.needs_number(slot.current, message.data):
             number = self._numbers[key.service].pop(0)
-        outcome = lifecycle.decide(
-            slot.current, Message(message.id, message.data), self.ctx, number
-        )
-        result = self._record(slot, outcome, _Cause.of(message))
+        decided = Message(message.id, message.data, message.publisher)
+        if isinstance(message.data, inbound.Retraction):
+            outcome = self._retract(slot, decided, message.data)
+        else:
+            outcome = lifecycle.decide(slot.current, decided, self.ctx, number)
+        result = self._record(slot, outcome, _Cause.of(message), always=True)
+        if slot.current is not None:
+            slot.steps.append(replay.Step(self.ctx.today, decided, result.events))
         # The archive row; its registration's id is known once the batch writes (a new one).
         row = {
             "message_id": message.id,
@@ -203,9 +208,30 @@ class UnitOfWork:
         self._fired_timers.add((due.registration_id, due.timer))
         outcome = lifecycle.fire(slot.current, due.timer, self.ctx)
         cause = _Cause(f"{slot.current.number}:{due.timer.cause_id}", due.timer.kind)
-        return self._record(slot, outcome, cause)
+        before = slot.current
+        result = self._record(slot, outcome, cause)
+        if result.events or slot.current != before:  # kept in the history, so in the life
+            slot.steps.append(replay.Step(self.ctx.today, due.timer, result.events))
+        return result
 
-    def _record(self, slot: _Slot, outcome: Outcome, cause: _Cause) -> Result:
+    def _retract(self, slot: _Slot, message: Message, data: inbound.Retraction) -> Outcome:
+        """R17: the registration's life, as stored and as this batch has added to it, replayed
+        without the retracted message."""
+        current = slot.current
+        if current is None or slot.id is None and not slot.steps:
+            return replay.retract(current, [], message, self.ctx)
+        try:
+            stored = lives.steps(self.tx.life(slot.id)) if slot.id is not None else []
+        except lives.ArchiveIncompleteError:
+            return ignored(current, current.key, message, "archive_incomplete")
+        owner = self.tx.archived_for(data.retracted_id)
+        elsewhere = owner is not None and owner != slot.id
+        life = [*stored, *slot.steps]
+        return replay.retract(current, life, message, self.ctx, elsewhere=elsewhere)
+
+    def _record(
+        self, slot: _Slot, outcome: Outcome, cause: _Cause, *, always: bool = False
+    ) -> Result:
         self._outbox.extend(self.wrap.wrap(outcome.events, cause.id, self.now))
         types = tuple(TYPE_OF[type(event)] for event in outcome.events)
         ignored = any(isinstance(e, Ignored) for e in outcome.events)
@@ -213,7 +239,7 @@ class UnitOfWork:
         before, after = slot.current, outcome.registration
         if after is None:
             return Result(label, None, types, outcome.rule, reason)
-        if after != before or types:
+        if after != before or types or always:
             slot.history.append(
                 {
                     "recorded_at": self.now,

@@ -25,14 +25,13 @@ from sqlalchemy import (
 from worker.adapters.store import port
 from worker.adapters.store import tables as t
 from worker.adapters.store.rows import DOCUMENT, stored
-from worker.domain.schedule import Timer
+from worker.domain.schedule import TIMED, Timer
 
 r, timers = t.registrations.c, t.timers
 ARCHIVED = (
     *("message_id", "type", "handled_at", "outcome"),
     *("business_date", "routing_key", "publisher", "reason"),
 )
-TIMED = ("deadline.", "notice.")  # history rows caused by a timer, not a message
 DEAD_LETTERED = ("message_id", "type", "reason", "error", "service", "dead_lettered_at")
 
 

@@ -84,6 +84,18 @@ class Claimed(NamedTuple):
     registrations: dict[int, Stored]
 
 
+class Lived(NamedTuple):
+    """One step of a registration's life as stored: a history row, with the archived message
+    that caused it (None: a timer caused it, or the body is no longer kept)."""
+
+    business_date: dt.date
+    cause_id: str
+    cause_type: str
+    events: tuple[str, ...]  # the types of the events it published
+    body: str | None
+    publisher: str | None
+
+
 @dataclass
 class Writes:
     """Everything one transaction writes, handed over at once."""
@@ -124,6 +136,12 @@ class Transaction(Protocol):
 
     def left_over(self, created_before: dt.datetime, limit: int) -> list[Outgoing]:
         """Unsent events committed before `created_before`, oldest first, locked until commit."""
+
+    def life(self, registration_id: int) -> list[Lived]:
+        """Everything that happened to a registration, in the order it was decided (R17)."""
+
+    def archived_for(self, message_id: str) -> int | None:
+        """The registration an archived message is about (None: none, or not archived)."""
 
     def savepoint(self) -> AbstractContextManager[object]:
         """A nested transaction: what fails inside it is undone alone."""

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters.store import port
+from worker.adapters.store import lives, port
 from worker.adapters.store import tables as t
 from worker.adapters.store.cases import CaseQueries
 from worker.adapters.store.rows import DOCUMENT, stored
@@ -39,6 +39,12 @@ class SqlTransaction:
 
     def savepoint(self) -> AbstractContextManager[object]:
         return self.db.begin_nested()
+
+    def life(self, registration_id: int) -> list[port.Lived]:
+        return lives.read(self.db, registration_id)
+
+    def archived_for(self, message_id: str) -> int | None:
+        return lives.registration_of(self.db, message_id)
 
     def on_rollback(self, undo: Callable[[], None]) -> None:
         self._undo.append(undo)

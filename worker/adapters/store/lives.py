@@ -1,0 +1,62 @@
+"""A registration's life as stored, for replay (R17): its history rows in the order they were
+decided, each with the archived message that caused it. The same SQL on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, select
+
+from worker.adapters.store import port
+from worker.adapters.store import tables as t
+
+h, i = t.history.c, t.inbox.c
+
+
+def statement(registration_ids: Sequence[int]) -> Select[Any]:
+    """The lives of these registrations, one after the other, each in the order decided."""
+    return (
+        select(
+            h.registration_id,
+            h.business_date,
+            h.cause_id,
+            h.cause_type,
+            h.events,
+            i.body,
+            i.publisher,
+        )
+        .select_from(t.history.outerjoin(t.inbox, i.message_id == h.cause_id))
+        .where(h.registration_id.in_(list(registration_ids)))
+        .order_by(h.registration_id, h.id)
+    )
+
+
+def lived(row: Any) -> port.Lived:
+    events = row.events if isinstance(row.events, list) else []
+    return port.Lived(
+        row.business_date, row.cause_id, row.cause_type, tuple(events), row.body, row.publisher
+    )
+
+
+def read(db: Connection, registration_id: int) -> list[port.Lived]:
+    return [lived(row) for row in db.execute(statement([registration_id]))]
+
+
+def by_registration(rows: Iterator[Any]) -> Iterator[tuple[int, list[port.Lived]]]:
+    """Rows of `statement`, grouped into one life per registration."""
+    current: int | None = None
+    life: list[port.Lived] = []
+    for row in rows:
+        if row.registration_id != current:
+            if current is not None:
+                yield current, life
+            current, life = row.registration_id, []
+        life.append(lived(row))
+    if current is not None:
+        yield current, life
+
+
+def registration_of(db: Connection, message_id: str) -> int | None:
+    found = db.execute(select(i.registration_id).where(i.message_id == message_id)).first()
+    return found[0] if found else None
