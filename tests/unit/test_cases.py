@@ -122,7 +122,7 @@ def test_the_preview_of_an_act_is_the_decision_and_writes_nothing(app: App) -> N
     (stored,) = app.store.find(CONDITIONAL[0])
     key = s.key(CONDITIONAL[0], service="advice")
     act = memory.accepted(s.deadline_extension(key, "follow_up", D(2027, 6, 1)))
-    shown = cases.preview(stored, act, app.context())
+    shown = cases.preview(app.store, stored, act, app.context())
     assert shown.rule == "R16"
     assert [e["type"] for e in shown.events] == ["decision.deadline_extended"]
     assert {t.deadline for t in shown.timers_added} == {D(2027, 6, 1)}

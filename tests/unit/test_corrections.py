@@ -15,7 +15,8 @@ from worker import samples as s
 from worker.adapters.store import tables as t
 from worker.bootstrap import App
 from worker.contracts.envelope import event_id
-from worker.service import unit_of_work
+from worker.entrypoints import explain
+from worker.service import cases, unit_of_work
 
 D = dt.date
 PEETERS = "1543301276"
@@ -103,3 +104,27 @@ def test_a_message_of_another_registration_is_not_retracted_here(tmp_path: Path)
     committed = handle(app, D(2027, 2, 1), s.retraction(KEY, str(elsewhere["id"])))
     (event,) = committed.events
     assert json.loads(event.body)["data"]["reason"] == "other_registration"
+
+
+def test_explain_shows_the_correction_what_it_took_back_and_what_it_superseded(
+    tmp_path: Path,
+) -> None:
+    app = memory.app(tmp_path)
+    report = failed(app)
+    retraction = s.retraction(KEY, str(report["id"]))
+    handle(app, D(2027, 2, 1), retraction)
+    (stored,) = app.store.find(PEETERS)
+    story = cases.explain(app.store, stored, D(2027, 2, 1))
+
+    correction = story["changes"][-1]
+    assert correction["rule"] == "R17" and correction["cause"]["id"] == retraction["id"]
+    assert correction["retracted_id"] == report["id"]
+    failed_decision = event_id(str(report["id"]), 0, "decision.audit_failed")
+    assert correction["superseded"] == [failed_decision]
+    (failing,) = [c for c in story["changes"] if c["cause"].get("id") == report["id"]]
+    assert failing["events"][0]["superseded_by"] == retraction["id"]
+    (taken_back,) = [m for m in story["messages"] if m["message_id"] == report["id"]]
+    assert taken_back["retracted_by"] == retraction["id"]
+    assert all("body" not in m for m in story["messages"])
+    text = explain.render(story)
+    assert f"took back: {report['id']}" in text and f"supersedes: {failed_decision}" in text

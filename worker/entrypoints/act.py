@@ -1,4 +1,4 @@
-"""`kmo-worker act`: the back office's and the desk's acts on a case (R14-R16) as messages,
+"""`kmo-worker act`: the back office's and the desk's acts on a case (R14-R17) as messages,
 shown first as the worker would decide them (the same pure core), then published unless
 `--dry-run`. `kmo-worker publish --dry-run` shows any message file the same way."""
 
@@ -20,6 +20,7 @@ ACTS = {  # subcommand -> (message type, CloudEvents source, role that publishes
     "withdraw": ("registration.withdrawn", "urn:kmo:e-loket", "desk"),
     "stop": ("registration.stop_ordered", "urn:kmo:back-office", "back_office"),
     "extend": ("deadline.extended", "urn:kmo:back-office", "back_office"),
+    "retract": ("message.retracted", "urn:kmo:back-office", "back_office"),
 }
 # What every event says; the preview shows the rest.
 COMMON = frozenset({"registration", "recipient", "registration_number", "state", "notify"})
@@ -27,9 +28,16 @@ COMMON = frozenset({"registration", "recipient", "registration_number", "state",
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     explain.add_locating_arguments(parser)
-    parser.add_argument("--actor", required=True, help="who acts (a person's id or account)")
+    retracts = name == "retract"  # R17: actor and reference are the publisher's to give, or not
+    if retracts:
+        parser.add_argument(
+            "--message-id", required=True, help="the CloudEvents id of the message taken back"
+        )
+    parser.add_argument(
+        "--actor", required=not retracts, help="who acts (a person's id or account)"
+    )
     parser.add_argument("--reason", required=True, help="why, in a sentence (kept in the history)")
-    parser.add_argument("--reference", required=True, help="the file or decision reference")
+    parser.add_argument("--reference", required=not retracts, help="the file or decision reference")
     if name == "extend":
         parser.add_argument("--deadline", required=True, choices=["follow_up", "reaction"])
         parser.add_argument("--until", required=True, metavar="DATE", help="the new deadline")
@@ -42,12 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def document(args: argparse.Namespace, found: port.Stored) -> dict[str, Any]:
     type_name, source, _role = ACTS[args.act]
+    given = {"actor": args.actor, "reason": args.reason, "reference": args.reference}
     data: dict[str, Any] = {
         "registration": found.registration.key.model_dump(),
-        "actor": args.actor,
-        "reason": args.reason,
-        "reference": args.reference,
+        **{name: value for name, value in given.items() if value is not None},
     }
+    if args.act == "retract":
+        data["retracted_id"] = args.message_id
     if args.act == "extend":
         data |= {"deadline": args.deadline, "until": args.until}
     return {
@@ -83,7 +92,7 @@ def show(app: App, document: dict[str, Any], user: str | None, as_json: bool) ->
         )
         return False
     found = stored_for(app.store, verdict)
-    shown = cases.preview(found, verdict, app.context())
+    shown = cases.preview(app.store, found, verdict, app.context())
     print(json.dumps(_as_json(shown, document)) if as_json else _text(shown, document))
     return not any(e["type"] == "message.ignored" for e in shown.events)
 

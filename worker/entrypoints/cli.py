@@ -70,6 +70,7 @@ EXAMPLES = {
     "stop": "kmo-worker act stop DV.A000123 --actor jdoe --reason fraud --reference V/1 --dry-run",
     "extend": "kmo-worker act extend DV.A000123 --deadline follow_up --until 2027-09-30"
     " --actor jdoe --reason 'appeal granted' --reference VLAIO/2",
+    "retract": "kmo-worker act retract DV.O000001 --message-id 5f0c-... --reason 'wrong provider'",
     "dead-letters": "kmo-worker dead-letters replay --reason processing_failed",
     "list": "kmo-worker dead-letters list --limit 50",
     "replay": "kmo-worker dead-letters replay --id 5f0c-... --user kmo-operator",
@@ -113,12 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_arguments(explained)
     for reading in (found, explained):
         reading.add_argument("--today", type=dt.date.fromisoformat, help="the business date")
-    acting = _command(commands, "act", "withdraw, stop, or extend a deadline, as a message")
+    acting = _command(
+        commands, "act", "withdraw, stop, extend a deadline or retract a message, as a message"
+    )
     acts = acting.add_subparsers(dest="act", required=True)
     for name, about in (
         ("withdraw", "the provider withdraws its request or registration (R14, the desk)"),
         ("stop", "VLAIO stops a registration (R15, the back office)"),
         ("extend", "move a follow-up or reaction deadline later (R16, the back office)"),
+        ("retract", "take back a message sent in error and correct the case (R17)"),
     ):
         acting_now = _command(acts, name, about)
         act.add_arguments(acting_now, name)

@@ -125,10 +125,16 @@ def _change_lines(change: dict[str, Any]) -> list[str]:
             lines.append(f"      {name}: {cause[name]}")
     if change["note"]:
         lines.append(f"      note: {change['note']}")
+    if "retracted_id" in change:
+        lines.append(f"      took back: {change['retracted_id']}")
+        for superseded in change["superseded"]:
+            lines.append(f"      supersedes: {superseded}")
     if change["procedure"]:
         lines.append(f"      procedure: {change['procedure']}")
     for e in change["events"]:
         sent = f"sent {e['sent_at']}" if e["sent_at"] else "not yet sent"
+        if e.get("superseded_by"):
+            sent += f"; superseded: {e['superseded_by']} took its cause back"
         lines.append(f"      → {e['type']} {e['id']} ({sent})")
     return lines
 

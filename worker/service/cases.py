@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from worker.adapters.store import port
 from worker.contracts import envelope
+from worker.contracts.inbound import Retraction
 from worker.contracts.outbound import TYPE_OF
 from worker.domain import lifecycle, rules, schedule
 from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message
+from worker.service import lives
 from worker.service.intake import Accepted
 
 
@@ -28,11 +32,16 @@ def explain(store: port.Store, found: port.Stored, today: dt.date) -> dict[str, 
         row["cause_id"]: _event_ids(row["cause_id"], row["events"]) for row in case.history
     }
     sent = store.sent_at([event_id for ids in published.values() for event_id, _ in ids])
+    fixes = _corrections(store, case, published)
+    story = [_change(row, published[row["cause_id"]], sent) for row in changes]
+    for change in story:
+        _mark_corrections(change, fixes)
+    messages = [_message(row, fixes) for row in case.archive]
     return {
         "registration": summary(found.registration),
-        "changes": [_change(row, published[row["cause_id"]], sent) for row in changes],
-        "ignored": [_message(row) for row in case.archive if row["outcome"] == "ignored"],
-        "messages": [_message(row) for row in case.archive],
+        "changes": story,
+        "ignored": [m for m in messages if m["outcome"] == "ignored"],
+        "messages": messages,
         "dead_letters": [_plain(row) for row in case.dead_letters],
         "next": [_next(timer, today) for timer in case.pending],
     }
@@ -90,8 +99,54 @@ def _change(
     }
 
 
-def _message(row: dict[str, Any]) -> dict[str, Any]:
-    return _plain({name: value for name, value in row.items() if value is not None})
+class _Fixes(NamedTuple):
+    """R17: per retraction that took effect, what it took back and the events it superseded."""
+
+    retracted: dict[str, str]  # retraction id -> the message it took back
+    superseded: dict[str, list[str]]  # retraction id -> event ids
+
+
+def _corrections(
+    store: port.Store, case: port.CaseFile, published: dict[str, list[tuple[str, str]]]
+) -> _Fixes:
+    took_effect = {row["cause_id"] for row in case.history if row["rule"] == "R17"}
+    retracted = {
+        row["message_id"]: orjson.loads(row["body"])["data"]["retracted_id"]
+        for row in case.archive
+        if row.get("body") and row["message_id"] in took_effect
+    }
+    corrections = [
+        (cause, event_id)
+        for cause in retracted
+        for event_id, name in published.get(cause, [])
+        if name == "decision.corrected"
+    ]
+    bodies = store.bodies([event_id for _, event_id in corrections])
+    superseded = {
+        cause: orjson.loads(bodies[event_id])["data"]["superseded"]
+        for cause, event_id in corrections
+        if event_id in bodies
+    }
+    return _Fixes(retracted, superseded)
+
+
+def _mark_corrections(change: dict[str, Any], fixes: _Fixes) -> None:
+    cause = change["cause"].get("id")
+    if cause in fixes.retracted:
+        change["retracted_id"] = fixes.retracted[cause]
+        change["superseded"] = fixes.superseded.get(cause, [])
+    by_event = {e: r for r, events in fixes.superseded.items() for e in events}
+    for event in change["events"]:
+        if event["id"] in by_event:
+            event["superseded_by"] = by_event[event["id"]]
+
+
+def _message(row: dict[str, Any], fixes: _Fixes) -> dict[str, Any]:
+    shown = _plain({k: v for k, v in row.items() if v is not None and k != "body"})
+    by = next((r for r, target in fixes.retracted.items() if target == row["message_id"]), None)
+    if by is not None:
+        shown["retracted_by"] = by
+    return shown
 
 
 def _next(timer: schedule.Timer, today: dt.date) -> dict[str, Any]:
@@ -133,12 +188,19 @@ class Preview:
     timers_added: list[schedule.Timer]
 
 
-def preview(found: port.Stored | None, message: Accepted, ctx: Context) -> Preview:
+def preview(
+    store: port.Store, found: port.Stored | None, message: Accepted, ctx: Context
+) -> Preview:
     before = found.registration if found else None
-    number = None
-    if lifecycle.needs_number(before, message.data):
-        number = port.PREFIX[message.data.registration.service] + "000000"  # not drawn: a preview
-    outcome = lifecycle.decide(before, Message(message.id, message.data), ctx, number)
+    decided = Message(message.id, message.data, message.publisher)
+    if isinstance(message.data, Retraction):
+        with store.transaction() as tx:  # read only: the life, for the replay (R17)
+            outcome = lives.retract(tx, found.id if found else None, before, decided, ctx)
+    else:
+        number = None
+        if lifecycle.needs_number(before, message.data):
+            number = port.PREFIX[message.data.registration.service] + "000000"  # not drawn
+        outcome = lifecycle.decide(before, decided, ctx, number)
     after = outcome.registration if outcome.registration is not None else before
     had = schedule.timers_for(before, ctx.offsets) if before else frozenset()
     wants = schedule.timers_for(after, ctx.offsets) if after else frozenset()

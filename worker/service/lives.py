@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import orjson
 
 from worker.adapters.store import port
-from worker.contracts.inbound import INBOUND
-from worker.domain import schedule
-from worker.domain.outcome import Message
+from worker.contracts.inbound import INBOUND, Retraction
+from worker.domain import replay, schedule
+from worker.domain.model import Context, Registration
+from worker.domain.outcome import Message, Outcome, ignored
 from worker.domain.replay import Step
 
 
@@ -29,3 +30,27 @@ def _step(row: port.Lived) -> Step:
         raise ArchiveIncompleteError(row.cause_id)
     data = INBOUND[row.cause_type].model_validate(orjson.loads(row.body)["data"])
     return Step(row.business_date, Message(row.cause_id, data, row.publisher), row.events)
+
+
+def retract(
+    tx: port.Transaction,
+    registration_id: int | None,
+    registration: Registration | None,
+    message: Message,
+    ctx: Context,
+    since: Sequence[Step] = (),
+) -> Outcome:
+    """R17 for a stored registration: its life as stored, then `since` (what the caller's
+    batch has added to it), replayed without the retracted message."""
+    data = message.data
+    assert isinstance(data, Retraction)
+    if registration is None or (registration_id is None and not since):
+        return replay.retract(registration, list(since), message, ctx)
+    try:
+        stored = steps(tx.life(registration_id)) if registration_id is not None else []
+    except ArchiveIncompleteError:
+        return ignored(registration, registration.key, message, "archive_incomplete")
+    owner = tx.archived_for(data.retracted_id)
+    elsewhere = owner is not None and owner != registration_id
+    life = [*stored, *since]
+    return replay.retract(registration, life, message, ctx, elsewhere=elsewhere)

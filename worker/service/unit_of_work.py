@@ -22,7 +22,7 @@ from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.domain import lifecycle, replay, schedule
 from worker.domain.identifiers import normalise_enterprise_number as normalise
 from worker.domain.model import Context, Registration
-from worker.domain.outcome import Message, Outcome, ignored
+from worker.domain.outcome import Message, Outcome
 from worker.service import envelopes, lives
 from worker.service.intake import Accepted
 
@@ -176,8 +176,8 @@ class UnitOfWork:
         if lifecycle.needs_number(slot.current, message.data):
             number = self._numbers[key.service].pop(0)
         decided = Message(message.id, message.data, message.publisher)
-        if isinstance(message.data, inbound.Retraction):
-            outcome = self._retract(slot, decided, message.data)
+        if isinstance(message.data, inbound.Retraction):  # R17: decided with the life
+            outcome = lives.retract(self.tx, slot.id, slot.current, decided, self.ctx, slot.steps)
         else:
             outcome = lifecycle.decide(slot.current, decided, self.ctx, number)
         result = self._record(slot, outcome, _Cause.of(message), always=True)
@@ -213,21 +213,6 @@ class UnitOfWork:
         if result.events or slot.current != before:  # kept in the history, so in the life
             slot.steps.append(replay.Step(self.ctx.today, due.timer, result.events))
         return result
-
-    def _retract(self, slot: _Slot, message: Message, data: inbound.Retraction) -> Outcome:
-        """R17: the registration's life, as stored and as this batch has added to it, replayed
-        without the retracted message."""
-        current = slot.current
-        if current is None or slot.id is None and not slot.steps:
-            return replay.retract(current, [], message, self.ctx)
-        try:
-            stored = lives.steps(self.tx.life(slot.id)) if slot.id is not None else []
-        except lives.ArchiveIncompleteError:
-            return ignored(current, current.key, message, "archive_incomplete")
-        owner = self.tx.archived_for(data.retracted_id)
-        elsewhere = owner is not None and owner != slot.id
-        life = [*stored, *slot.steps]
-        return replay.retract(current, life, message, self.ctx, elsewhere=elsewhere)
 
     def _record(
         self, slot: _Slot, outcome: Outcome, cause: _Cause, *, always: bool = False

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    case,
     exists,
     func,
     insert,
@@ -165,8 +166,10 @@ class CaseQueries:
             )
             # Every archived message about a registration has a history row naming it (R11).
             causes = [row["cause_id"] for row in history if not row["cause_type"].startswith(TIMED)]
+            # A retraction's body names what it took back (R17); no other body leaves the table.
+            retraction = case((t.inbox.c.type == "message.retracted", t.inbox.c.body))
             archived = (
-                select(*(t.inbox.c[name] for name in ARCHIVED))
+                select(*(t.inbox.c[name] for name in ARCHIVED), retraction.label("body"))
                 .where(t.inbox.c.message_id.in_(causes))
                 .order_by(t.inbox.c.handled_at, t.inbox.c.message_id)
             )
@@ -194,6 +197,14 @@ class CaseQueries:
             return {}
         c = t.outbox.c
         query = select(c.event_id, c.sent_at).where(c.event_id.in_(list(event_ids)))
+        with self.engine.connect() as db:
+            return {row[0]: row[1] for row in db.execute(query)}
+
+    def bodies(self, event_ids: Sequence[str]) -> dict[str, str]:
+        if not event_ids:
+            return {}
+        c = t.outbox.c
+        query = select(c.event_id, c.body).where(c.event_id.in_(list(event_ids)))
         with self.engine.connect() as db:
             return {row[0]: row[1] for row in db.execute(query)}
 

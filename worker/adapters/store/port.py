@@ -194,7 +194,7 @@ class CaseFile:
 
     stored: Stored
     history: list[dict[str, Any]]
-    archive: list[dict[str, Any]]  # the messages about it, without their bodies
+    archive: list[dict[str, Any]]  # the messages about it; bodies only of retractions (R17)
     dead_letters: list[dict[str, Any]]  # about its enterprise number and service
     pending: list[Timer]  # unfired timers, in due order
 
@@ -228,6 +228,9 @@ class Store(Protocol):
     def sent_at(self, event_ids: Sequence[str]) -> dict[str, dt.datetime | None]:
         """Of the events in the outbox among `event_ids`: when each was confirmed (None: not
         yet)."""
+
+    def bodies(self, event_ids: Sequence[str]) -> dict[str, str]:
+        """The stored bodies of these events (the outbox keeps every event)."""
 
     def record_dead_letter(self, row: Mapping[str, Any]) -> None:
         """What was dead-lettered, for `explain` (the message stays on the queue)."""
