@@ -193,18 +193,16 @@ class CaseQueries:
             )
 
     def sent_at(self, event_ids: Sequence[str]) -> dict[str, dt.datetime | None]:
-        if not event_ids:
-            return {}
-        c = t.outbox.c
-        query = select(c.event_id, c.sent_at).where(c.event_id.in_(list(event_ids)))
-        with self.engine.connect() as db:
-            return {row[0]: row[1] for row in db.execute(query)}
+        return self._outbox(event_ids, "sent_at")
 
     def bodies(self, event_ids: Sequence[str]) -> dict[str, str]:
+        return self._outbox(event_ids, "body")
+
+    def _outbox(self, event_ids: Sequence[str], column: str) -> dict[str, Any]:
         if not event_ids:
             return {}
         c = t.outbox.c
-        query = select(c.event_id, c.body).where(c.event_id.in_(list(event_ids)))
+        query = select(c.event_id, c[column]).where(c.event_id.in_(list(event_ids)))
         with self.engine.connect() as db:
             return {row[0]: row[1] for row in db.execute(query)}
 
