@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker.adapters import broker
 from worker.adapters.store import port
 from worker.bootstrap import App
-from worker.consumer import gauges, periodic, retention
+from worker.consumer import gauges, periodic, rescheduling, retention
 from worker.consumer import sweep as sweeping
 from worker.consumer.arrivals import Arrivals
 from worker.consumer.inbound import Inbound
@@ -88,6 +88,7 @@ class Loop:
             database_ok=app.store.answers,
             schema_at_head=app.store.is_at_head,
         )
+        self.rescheduling = rescheduling.Rescheduling(app)
         self.periodic = periodic.Periodic()
         self._sweep = self.periodic.every(SWEEP_EVERY, self._sweep_due)
         self.periodic.every(MARK_CHECK_EVERY, self.outbound.mark_overdue)
@@ -224,8 +225,10 @@ class Loop:
         m.BROKER_CONNECTED.set(1 if up else 0)
 
     def _sweep_due(self) -> int:
+        """Timers fired (and registrations rescheduled first, while a pass is due: R18)."""
+        moved = self.rescheduling.move_on()
         try:
-            return sweeping.sweep(
+            return moved + sweeping.sweep(
                 self.app.store,
                 self.app.envelopes,
                 self.app.context(),

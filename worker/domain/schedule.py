@@ -7,8 +7,12 @@ that it is still one of them, so a timer left over from an earlier state can nev
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 from worker.contracts.common import State
@@ -21,6 +25,9 @@ NoticeKind = Literal[
 ]
 TimerKind = DeadlineKind | NoticeKind
 TIMED = ("deadline.", "notice.")  # how a timer's kind begins, and a message's type never does
+# Raise when `timers_for` derives other timers from the same registration: every live
+# registration's pending timers are then rescheduled (R18), as after a change of the offsets.
+SCHEDULE_VERSION = 1
 
 
 class Timer(NamedTuple):
@@ -99,3 +106,29 @@ def _notices(
     # A notice whose day fell before its state began (`since`) is not sent at all (R9).
     days = ((deadline - dt.timedelta(days=offset), offset) for offset in offsets)
     return {Timer(day, kind, deadline, offset) for day, offset in days if day >= since}
+
+
+def fingerprint(offsets: NoticeOffsets) -> str:
+    """What the pending timers of live registrations follow: the offsets and this module."""
+    text = json.dumps([SCHEDULE_VERSION, dataclasses.asdict(offsets)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def rescheduled(
+    registration: Registration,
+    stored: Mapping[Timer, bool],
+    offsets: NoticeOffsets,
+    today: dt.date,
+) -> tuple[list[Timer], list[Timer]]:
+    """R18: the timers to cancel and to add so that a live registration's pending timers follow
+    `offsets`; `stored` maps each stored timer to whether it fired. Interpretation: a notice whose
+    day has passed by `today` is not added (it would come late and out of turn); a deadline
+    always is."""
+    wants = timers_for(registration, offsets)
+    cancel = sorted(timer for timer, fired in stored.items() if not fired and timer not in wants)
+    add = sorted(
+        timer
+        for timer in wants
+        if timer not in stored and (timer.kind.startswith("deadline.") or timer.due >= today)
+    )
+    return cancel, add

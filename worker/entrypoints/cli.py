@@ -23,7 +23,7 @@ from worker.adapters import broker
 from worker.bootstrap import App, bootstrap, settle_heap
 from worker.consumer.loop import Loop
 from worker.contracts import schemas
-from worker.entrypoints import act, dead_letters, demo, explain, find, report
+from worker.entrypoints import act, dead_letters, demo, explain, find, report, reschedule
 from worker.service.clock import Clock
 
 
@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "find": lambda app, args: find.find(app, args),
         "explain": lambda app, args: explain.explain(app, args),
         "act": _act,
+        "reschedule": lambda app, args: reschedule.run(app, args),
         "dead-letters": _dead_letters,
     }[args.command]
     return handler(app, args)
@@ -71,6 +72,7 @@ EXAMPLES = {
     "extend": "kmo-worker act extend DV.A000123 --deadline follow_up --until 2027-09-30"
     " --actor jdoe --reason 'appeal granted' --reference VLAIO/2",
     "retract": "kmo-worker act retract DV.O000001 --message-id 5f0c-... --reason 'wrong provider'",
+    "reschedule": "KMO_NOTICE_OFFSETS='{\"expiring\": [60]}' kmo-worker reschedule --dry-run",
     "dead-letters": "kmo-worker dead-letters replay --reason processing_failed",
     "list": "kmo-worker dead-letters list --limit 50",
     "replay": "kmo-worker dead-letters replay --id 5f0c-... --user kmo-operator",
@@ -127,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
         acting_now = _command(acts, name, about)
         act.add_arguments(acting_now, name)
         acting_now.add_argument("--today", type=dt.date.fromisoformat, help="the business date")
+    rescheduling = _command(
+        commands, "reschedule", "make live registrations' timers follow the settings (R18)"
+    )
+    reschedule.add_arguments(rescheduling)
     letters = _command(commands, "dead-letters", "list or replay kmo.dead-letter")
     letter_commands = letters.add_subparsers(dest="action", required=True)
     listing = _command(letter_commands, "list", "reason, error, age, type and id of each")

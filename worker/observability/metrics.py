@@ -69,6 +69,17 @@ TIMERS_OVERDUE = Gauge(
     "Timers due before the business date and still not fired (the sweep is behind).",
     registry=REGISTRY,
 )
+TIMERS_RESCHEDULED = Counter(
+    "kmo_timers_rescheduled_total",
+    "Pending timers cancelled or added to follow changed settings (R18), by change.",
+    ["change"],
+    registry=REGISTRY,
+)
+TIMERS_FOLLOW_SETTINGS = Gauge(
+    "kmo_timers_follow_settings",
+    "1 once the pending timers follow the settings in force (R18); 0 while a pass is due.",
+    registry=REGISTRY,
+)
 RETRIES = Counter(
     "kmo_retries_total", "Transient failures retried, by cause.", ["cause"], registry=REGISTRY
 )

@@ -96,6 +96,17 @@ class Lived(NamedTuple):
     publisher: str | None
 
 
+@dataclass(frozen=True)
+class Applying:
+    """How far the stored timers follow the settings (R18): `applied` is the fingerprint they
+    all follow (None: not known), `applying` the one being applied, up to registration id
+    `after_id`."""
+
+    applied: str | None
+    applying: str | None
+    after_id: int
+
+
 @dataclass
 class Writes:
     """Everything one transaction writes, handed over at once."""
@@ -142,6 +153,17 @@ class Transaction(Protocol):
 
     def archived_for(self, message_id: str) -> int | None:
         """The registration an archived message is about (None: none, or not archived)."""
+
+    def timer_settings(self) -> Applying | None:
+        """Locked until commit; None while another transaction holds it."""
+
+    def save_timer_settings(self, applying: Applying, now: dt.datetime) -> None: ...
+
+    def live_after(self, after_id: int, limit: int) -> list[Stored]:
+        """Live registrations with an id above `after_id`, in id order, locked until commit."""
+
+    def timers_of(self, registration_ids: Sequence[int]) -> dict[int, dict[Timer, bool]]:
+        """Each registration's stored timers, and whether each fired."""
 
     def savepoint(self) -> AbstractContextManager[object]:
         """A nested transaction: what fails inside it is undone alone."""

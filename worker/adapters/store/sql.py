@@ -4,7 +4,7 @@ either database (SQLAlchemy Core). The hot path is each store's own."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker.adapters.store import lives, port
@@ -21,8 +21,11 @@ from worker.adapters.store import tables as t
 from worker.adapters.store.cases import CaseQueries
 from worker.adapters.store.rows import DOCUMENT, stored
 from worker.contracts.envelope import Outgoing
+from worker.domain.model import TERMINAL
+from worker.domain.schedule import Timer
 
 SCRIPT_LOCATION = "worker:migrations"
+TIMER_SETTINGS = "timer_settings"  # the row of `worker_state` R18 keeps
 
 
 def json_parameter(value: object) -> str:
@@ -45,6 +48,53 @@ class SqlTransaction:
 
     def archived_for(self, message_id: str) -> int | None:
         return lives.registration_of(self.db, message_id)
+
+    # -- R18: the pending timers follow the settings ------------------------------------------
+
+    def timer_settings(self) -> port.Applying | None:
+        c = t.worker_state.c
+        query = (
+            select(c.applied, c.applying, c.after_id)
+            .where(c.name == TIMER_SETTINGS)
+            .with_for_update(skip_locked=True)  # one replica at a time moves it on
+        )
+        row = self.db.execute(query).first()
+        return port.Applying(row.applied, row.applying, int(row.after_id)) if row else None
+
+    def save_timer_settings(self, applying: port.Applying, now: dt.datetime) -> None:
+        c = t.worker_state.c
+        self.db.execute(
+            update(t.worker_state)
+            .where(c.name == TIMER_SETTINGS)
+            .values(
+                applied=applying.applied,
+                applying=applying.applying,
+                after_id=applying.after_id,
+                updated_at=now,
+            )
+        )
+
+    def live_after(self, after_id: int, limit: int) -> list[port.Stored]:
+        r = t.registrations.c
+        query = (
+            select(r.id, r.version, DOCUMENT)
+            .where(r.id > after_id, r.state.not_in([s.value for s in TERMINAL]))
+            .order_by(r.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        return [stored(row) for row in self.db.execute(query)]
+
+    def timers_of(self, registration_ids: Sequence[int]) -> dict[int, dict[Timer, bool]]:
+        c = t.timers.c
+        query = select(
+            c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days, c.fired_at
+        ).where(c.registration_id.in_(list(registration_ids)))
+        found: dict[int, dict[Timer, bool]] = {i: {} for i in registration_ids}
+        for row in self.db.execute(query):
+            timer = Timer(row.due_on, row.kind, row.deadline, row.offset_days)
+            found[row.registration_id][timer] = row.fired_at is not None
+        return found
 
     def on_rollback(self, undo: Callable[[], None]) -> None:
         self._undo.append(undo)

@@ -180,3 +180,16 @@ timers = Table(
         sqlite_where=text("fired_at IS NULL"),
     ),
 )
+
+# What the worker has applied to the stored rows as a whole: for `timer_settings`, the fingerprint
+# of the settings the pending timers follow (`schedule.fingerprint`), the one being applied and
+# how far (the last registration id done); `kmo-worker reschedule` and the loop move it on.
+worker_state = Table(
+    "worker_state",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("applied", String(64)),  # null: not known (rows stored before this table)
+    Column("applying", String(64)),
+    Column("after_id", Id, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True)),
+)
