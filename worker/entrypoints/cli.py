@@ -23,7 +23,16 @@ from worker.adapters import broker
 from worker.bootstrap import App, bootstrap, settle_heap
 from worker.consumer.loop import Loop
 from worker.contracts import schemas
-from worker.entrypoints import act, dead_letters, demo, explain, find, report, reschedule
+from worker.entrypoints import (
+    act,
+    dead_letters,
+    demo,
+    explain,
+    find,
+    replay,
+    report,
+    reschedule,
+)
 from worker.service.clock import Clock
 
 
@@ -54,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "explain": lambda app, args: explain.explain(app, args),
         "act": _act,
         "reschedule": lambda app, args: reschedule.run(app, args),
+        "replay": lambda app, args: replay.run(app, args),
         "dead-letters": _dead_letters,
     }[args.command]
     return handler(app, args)
@@ -72,6 +82,7 @@ EXAMPLES = {
     "extend": "kmo-worker act extend DV.A000123 --deadline follow_up --until 2027-09-30"
     " --actor jdoe --reason 'appeal granted' --reference VLAIO/2",
     "retract": "kmo-worker act retract DV.O000001 --message-id 5f0c-... --reason 'wrong provider'",
+    "what-if": "KMO_NOTICE_OFFSETS='{\"expiring\": [60]}' kmo-worker replay --what-if --json",
     "reschedule": "KMO_NOTICE_OFFSETS='{\"expiring\": [60]}' kmo-worker reschedule --dry-run",
     "dead-letters": "kmo-worker dead-letters replay --reason processing_failed",
     "list": "kmo-worker dead-letters list --limit 50",
@@ -82,11 +93,13 @@ EXAMPLES = {
 
 
 def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, about: str
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    about: str,
+    example: str | None = None,
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(
-        name, help=about, description=about, epilog=f"example: {EXAMPLES[name]}"
-    )
+    shown = EXAMPLES[example or name]
+    return commands.add_parser(name, help=about, description=about, epilog=f"example: {shown}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,6 +146,14 @@ def _parser() -> argparse.ArgumentParser:
         commands, "reschedule", "make live registrations' timers follow the settings (R18)"
     )
     reschedule.add_arguments(rescheduling)
+    replaying_lives = _command(
+        commands,
+        "replay",
+        "what the code and settings now would decide otherwise (read only)",
+        example="what-if",
+    )
+    replay.add_arguments(replaying_lives)
+    replaying_lives.add_argument("--today", type=dt.date.fromisoformat, help="the business date")
     letters = _command(commands, "dead-letters", "list or replay kmo.dead-letter")
     letter_commands = letters.add_subparsers(dest="action", required=True)
     listing = _command(letter_commands, "list", "reason, error, age, type and id of each")

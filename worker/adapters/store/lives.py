@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Engine, Select, select
 
 from worker.adapters.store import port
 from worker.adapters.store import tables as t
+from worker.adapters.store.rows import DOCUMENT, stored
+from worker.domain.schedule import Timer
 
-h, i = t.history.c, t.inbox.c
+h, i, r = t.history.c, t.inbox.c, t.registrations.c
 
 
 def statement(registration_ids: Sequence[int]) -> Select[Any]:
@@ -60,3 +62,35 @@ def by_registration(rows: Iterator[Any]) -> Iterator[tuple[int, list[port.Lived]
 def registration_of(db: Connection, message_id: str) -> int | None:
     found = db.execute(select(i.registration_id).where(i.message_id == message_id)).first()
     return found[0] if found else None
+
+
+def timers_of(db: Connection, registration_ids: Sequence[int]) -> dict[int, dict[Timer, bool]]:
+    """Each registration's stored timers, and whether each fired."""
+    c = t.timers.c
+    query = select(c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days, c.fired_at)
+    found: dict[int, dict[Timer, bool]] = {i: {} for i in registration_ids}
+    for row in db.execute(query.where(c.registration_id.in_(list(registration_ids)))):
+        timer = Timer(row.due_on, row.kind, row.deadline, row.offset_days)
+        found[row.registration_id][timer] = row.fired_at is not None
+    return found
+
+
+class LifeQueries:
+    """Mixed into the SQL store: lives read for `kmo-worker replay --what-if`, off the hot path."""
+
+    engine: Engine
+
+    def lives(
+        self, after_id: int, limit: int, *, states: Sequence[str] = (), number: str | None = None
+    ) -> list[port.Life]:
+        query = select(r.id, r.version, DOCUMENT).where(r.id > after_id)
+        if states:
+            query = query.where(r.state.in_(list(states)))
+        if number is not None:
+            query = query.where(r.registration_number == number)
+        with self.engine.connect() as db:
+            found = [stored(row) for row in db.execute(query.order_by(r.id).limit(limit))]
+            ids = [s.id for s in found]
+            lived = dict(by_registration(iter(db.execute(statement(ids))))) if ids else {}
+            timers = timers_of(db, ids) if ids else {}
+        return [port.Life(s, lived.get(s.id, []), timers.get(s.id, {})) for s in found]

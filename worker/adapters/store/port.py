@@ -96,6 +96,14 @@ class Lived(NamedTuple):
     publisher: str | None
 
 
+class Life(NamedTuple):
+    """A registration with everything that happened to it and its stored timers (R17, R18)."""
+
+    stored: Stored
+    lived: list[Lived]
+    timers: dict[Timer, bool]  # whether each fired
+
+
 @dataclass(frozen=True)
 class Applying:
     """How far the stored timers follow the settings (R18): `applied` is the fingerprint they
@@ -246,6 +254,11 @@ class Store(Protocol):
         """A page of `query`'s registrations; each filter is an index range (cases.py)."""
 
     def case_file(self, stored: Stored) -> CaseFile: ...
+
+    def lives(
+        self, after_id: int, limit: int, *, states: Sequence[str] = (), number: str | None = None
+    ) -> list[Life]:
+        """Registrations with an id above `after_id`, in id order, each with its life."""
 
     def sent_at(self, event_ids: Sequence[str]) -> dict[str, dt.datetime | None]:
         """Of the events in the outbox among `event_ids`: when each was confirmed (None: not

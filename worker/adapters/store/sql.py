@@ -86,15 +86,7 @@ class SqlTransaction:
         return [stored(row) for row in self.db.execute(query)]
 
     def timers_of(self, registration_ids: Sequence[int]) -> dict[int, dict[Timer, bool]]:
-        c = t.timers.c
-        query = select(
-            c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days, c.fired_at
-        ).where(c.registration_id.in_(list(registration_ids)))
-        found: dict[int, dict[Timer, bool]] = {i: {} for i in registration_ids}
-        for row in self.db.execute(query):
-            timer = Timer(row.due_on, row.kind, row.deadline, row.offset_days)
-            found[row.registration_id][timer] = row.fired_at is not None
-        return found
+        return lives.timers_of(self.db, registration_ids)
 
     def on_rollback(self, undo: Callable[[], None]) -> None:
         self._undo.append(undo)
@@ -125,7 +117,7 @@ class SqlTransaction:
             self.db.execute(insert(t.outbox), rows)
 
 
-class SqlStore(CaseQueries):
+class SqlStore(CaseQueries, lives.LifeQueries):
     """A store on a SQLAlchemy engine; subclasses name their transaction class."""
 
     concurrent = False
