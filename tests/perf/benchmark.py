@@ -30,7 +30,7 @@ import amqp
 import psycopg
 from kombu import Connection, Exchange, Queue
 
-from tests.perf import cases
+from tests.perf import cases, lives
 from worker import config, samples
 from worker.adapters import confirms
 from worker.bootstrap import bootstrap, open_store, settle_heap
@@ -418,6 +418,14 @@ def cases_run(registrations: int) -> dict[str, Any]:
         drop(db=db)
 
 
+def lives_run(registrations: int) -> dict[str, Any]:
+    db = fresh_database()
+    try:
+        return lives.run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", registrations)
+    finally:
+        drop(db=db)
+
+
 def load_registrations(dsn: str, count: int, due: int, cohorts: int, first_end: dt.date) -> None:
     """COPY rows that a real run would have made: registered, with period-end and notice timers.
     The first `due` × `cohorts` registrations end in cohorts a week apart, their notices sent."""
@@ -532,7 +540,7 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
     parser.add_argument(
-        "--parts", default="bare,worker,sweep,cases", help="a subset, to re-measure one part"
+        "--parts", default="bare,worker,sweep,cases,replay", help="a subset, to re-measure one part"
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each measure; the median is reported"
@@ -589,7 +597,9 @@ def main() -> int:
         )
     if "cases" in parts:
         step("find and explain", lambda: figures.update(cases=cases_run(args.registrations)))
-    if parts != {"bare", "worker", "sweep", "cases"}:
+    if "replay" in parts:
+        step("replay", lambda: figures.update(replay=lives_run(args.registrations)))
+    if parts != {"bare", "worker", "sweep", "cases", "replay"}:
         print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):
@@ -676,6 +686,16 @@ def report(f: dict[str, Any]) -> str:
             "explain, one registration",
             "{median_ms} ms (max {max_ms})".format(**f["cases"]["explain_ms"]),
             "target < 50 ms",
+        ),
+        (
+            "replay, one registration of 20 messages",
+            "{median_ms} ms (max {max_ms})".format(**f["replay"]["replay_20_messages_ms"]),
+            "target < 5 ms",
+        ),
+        (
+            f"replay --what-if, {f['replay']['registrations']:,} archived registrations",
+            f"{f['replay']['what_if_per_s']:,} registrations/s",
+            "target ≥ 5,000/s",
         ),
         (
             "worker RSS",

@@ -7,11 +7,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from worker.bootstrap import App
+from worker.adapters.store import port
+from worker.bootstrap import App, open_store
+from worker.config import Settings
+from worker.domain.model import Context
 from worker.entrypoints import progress
 from worker.service import what_if
+
+# Registration ids per task of a parallel run: big enough that a task's three queries and its
+# start are a small share, small enough that the progress moves and memory stays flat.
+WINDOW = 5_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", action="append", default=[], help="only these states")
     parser.add_argument("--json", action="store_true", help="NDJSON: each difference, then totals")
     parser.add_argument("--show", type=int, default=50, help="differences printed (text; 50)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that replay in parallel (default: one per core)",
+    )
 
 
 def run(app: App, args: argparse.Namespace) -> int:
@@ -48,6 +64,53 @@ def run(app: App, args: argparse.Namespace) -> int:
     else:
         print(_summary(totals, shown))
     return 1 if totals.registrations != totals.same else 0
+
+
+Judged = tuple[what_if.Totals, list[what_if.Verdict]]  # a window's totals and differences
+
+
+def judged(
+    app: App, *, states: Sequence[str] = (), number: str | None = None, jobs: int = 1
+) -> Iterator[Judged]:
+    """Every selected registration judged, a window of ids at a time, in id order; in `jobs`
+    processes (each with its own connection) when more than one."""
+    ctx = app.context()
+    if jobs <= 1:
+        for verdicts in what_if.verdicts(app.store, ctx, states=states, number=number):
+            yield _totals(verdicts)
+        return
+    low, high = app.store.ids()
+    windows = [(after, after + WINDOW) for after in range(low - 1, high, WINDOW)]
+    with ProcessPoolExecutor(jobs, initializer=_start, initargs=(app.settings, ctx)) as pool:
+        yield from pool.map(_window, windows, [tuple(states)] * len(windows))
+
+
+_worker: tuple[port.Store, Context] | None = None  # a pool process's own store and context
+
+
+def _start(settings: Settings, ctx: Context) -> None:
+    global _worker
+    _worker = (open_store(settings.database_url), ctx)
+
+
+def _window(window: tuple[int, int], states: Sequence[str]) -> Judged:
+    assert _worker is not None
+    store, ctx = _worker
+    after, up_to = window
+    judged_here = what_if.verdicts(store, ctx, states=states, after=after, up_to=up_to)
+    totals, differing = what_if.Totals(), []
+    for verdicts in judged_here:
+        part, shown = _totals(verdicts)
+        totals += part
+        differing += shown
+    return totals, differing
+
+
+def _totals(verdicts: list[what_if.Verdict]) -> Judged:
+    totals = what_if.Totals()
+    for verdict in verdicts:
+        totals.count(verdict)
+    return totals, [v for v in verdicts if v.differs]
 
 
 def _text(verdict: what_if.Verdict) -> str:

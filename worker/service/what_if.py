@@ -46,6 +46,11 @@ class Totals:
     timers: int = 0
     unreplayable: int = 0
 
+    def __iadd__(self, other: Totals) -> Totals:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+        return self
+
     def count(self, verdict: Verdict) -> None:
         self.registrations += 1
         self.same += not verdict.differs
@@ -62,10 +67,11 @@ def verdicts(
     states: Sequence[str] = (),
     number: str | None = None,
     batch: int = BATCH,
+    after: int = 0,
+    up_to: int | None = None,
 ) -> Iterator[list[Verdict]]:
-    """A batch of verdicts at a time, in id order."""
-    after = 0
-    while found := store.lives(after, batch, states=states, number=number):
+    """A batch of verdicts at a time, in id order, for the ids above `after` up to `up_to`."""
+    while found := store.lives(after, batch, states=states, number=number, up_to=up_to):
         yield [judge(life, ctx) for life in found]
         after = found[-1].stored.id
 

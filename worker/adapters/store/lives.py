@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, select
+import orjson
+from sqlalchemy import Connection, Engine, Select, Text, cast, func, select
 
 from worker.adapters.store import port
 from worker.adapters.store import tables as t
@@ -24,7 +25,7 @@ def statement(registration_ids: Sequence[int]) -> Select[Any]:
             h.business_date,
             h.cause_id,
             h.cause_type,
-            h.events,
+            cast(h.events, Text).label("events"),  # parsed by orjson, not row by row
             i.body,
             i.publisher,
         )
@@ -35,14 +36,14 @@ def statement(registration_ids: Sequence[int]) -> Select[Any]:
 
 
 def lived(row: Any) -> port.Lived:
-    events = row.events if isinstance(row.events, list) else []
+    events = tuple(orjson.loads(row.events)) if row.events else ()
     return port.Lived(
-        row.business_date, row.cause_id, row.cause_type, tuple(events), row.body, row.publisher
+        row.business_date, row.cause_id, row.cause_type, events, row.body, row.publisher
     )
 
 
 def read(db: Connection, registration_id: int) -> list[port.Lived]:
-    return [lived(row) for row in db.execute(statement([registration_id]))]
+    return [lived(row) for row in db.execute(statement([registration_id])).all()]
 
 
 def by_registration(rows: Iterator[Any]) -> Iterator[tuple[int, list[port.Lived]]]:
@@ -69,7 +70,7 @@ def timers_of(db: Connection, registration_ids: Sequence[int]) -> dict[int, dict
     c = t.timers.c
     query = select(c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days, c.fired_at)
     found: dict[int, dict[Timer, bool]] = {i: {} for i in registration_ids}
-    for row in db.execute(query.where(c.registration_id.in_(list(registration_ids)))):
+    for row in db.execute(query.where(c.registration_id.in_(list(registration_ids)))).all():
         timer = Timer(row.due_on, row.kind, row.deadline, row.offset_days)
         found[row.registration_id][timer] = row.fired_at is not None
     return found
@@ -80,17 +81,30 @@ class LifeQueries:
 
     engine: Engine
 
+    def ids(self) -> tuple[int, int]:
+        with self.engine.connect() as db:
+            low, high = db.execute(select(func.min(r.id), func.max(r.id))).one()
+        return int(low or 0), int(high or 0)
+
     def lives(
-        self, after_id: int, limit: int, *, states: Sequence[str] = (), number: str | None = None
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        states: Sequence[str] = (),
+        number: str | None = None,
+        up_to: int | None = None,
     ) -> list[port.Life]:
         query = select(r.id, r.version, DOCUMENT).where(r.id > after_id)
+        if up_to is not None:
+            query = query.where(r.id <= up_to)
         if states:
             query = query.where(r.state.in_(list(states)))
         if number is not None:
             query = query.where(r.registration_number == number)
         with self.engine.connect() as db:
-            found = [stored(row) for row in db.execute(query.order_by(r.id).limit(limit))]
+            found = [stored(row) for row in db.execute(query.order_by(r.id).limit(limit)).all()]
             ids = [s.id for s in found]
-            lived = dict(by_registration(iter(db.execute(statement(ids))))) if ids else {}
+            lived = dict(by_registration(iter(db.execute(statement(ids)).all()))) if ids else {}
             timers = timers_of(db, ids) if ids else {}
         return [port.Life(s, lived.get(s.id, []), timers.get(s.id, {})) for s in found]

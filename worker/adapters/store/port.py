@@ -256,9 +256,19 @@ class Store(Protocol):
     def case_file(self, stored: Stored) -> CaseFile: ...
 
     def lives(
-        self, after_id: int, limit: int, *, states: Sequence[str] = (), number: str | None = None
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        states: Sequence[str] = (),
+        number: str | None = None,
+        up_to: int | None = None,
     ) -> list[Life]:
-        """Registrations with an id above `after_id`, in id order, each with its life."""
+        """Registrations with an id above `after_id` (and at most `up_to`), in id order, each
+        with its life."""
+
+    def ids(self) -> tuple[int, int]:
+        """The lowest and highest registration id (0, 0: none)."""
 
     def sent_at(self, event_ids: Sequence[str]) -> dict[str, dt.datetime | None]:
         """Of the events in the outbox among `event_ids`: when each was confirmed (None: not
