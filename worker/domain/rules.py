@@ -92,6 +92,17 @@ RULES: dict[str, Rule] = {
         "auditverslag. Interpretation: VLAIO may move it, or the reaction deadline, to a later "
         "date (after an appeal).",
     ),
+    "R17": Rule(
+        "a message retracted, the case corrected",
+        "Interpretation: a decision taken on a message sent in error is taken again without it; "
+        "the registration's life is replayed without the message and the difference applied as "
+        "one correction (decision.corrected).",
+    ),
+    "R18": Rule(
+        "timers follow the settings",
+        "Interpretation: the notices of R9 follow KMO_NOTICE_OFFSETS as it is now; a changed "
+        "setting reaches the pending timers of every live registration.",
+    ),
 }
 
 # What a pending timer will do when it comes due, for `explain`'s "what comes next".
