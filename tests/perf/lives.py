@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 import time
 from typing import Any
 
@@ -194,9 +193,9 @@ def run(url: str, count: int) -> dict[str, Any]:
         rounds=51,
     )
 
-    # As `kmo-worker replay --what-if` runs: one process per core, and one alone.
+    # As `kmo-worker replay --what-if` runs (cores + 1 processes), and in one process alone.
     at = dataclasses.replace(app, clock=Clock(D(2027, 1, 1)))
-    jobs = os.cpu_count() or 1
+    jobs = replaying.JOBS
     parallel, took = _what_if(at, jobs)
     alone, took_alone = _what_if(at, 1, limit=min(count, 100_000))
     app.store.dispose()

@@ -86,8 +86,9 @@ def judge(life: port.Life, ctx: Context) -> Verdict:
         return verdict
     again = replay.replay(steps, ctx, decided.number)
     now = again.registration or decided
-    was, will = summary(decided), summary(now)
-    verdict.fields = {name: [was[name], will[name]] for name in COMPARED if was[name] != will[name]}
+    if now != decided:
+        was, will = summary(decided), summary(now)
+        verdict.fields = {n: [was[n], will[n]] for n in COMPARED if was[n] != will[n]}
     for step, outcome in again.decided:
         recorded, replayed = list(step.events or ()), list(replay.types(outcome))
         if recorded != replayed:
