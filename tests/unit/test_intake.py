@@ -55,6 +55,15 @@ def test_bad_input_reasons(body: bytes, reason: str) -> None:
     assert verdict.error
 
 
+def test_a_type_other_than_the_routing_key_is_a_schema_violation_naming_both() -> None:
+    declaration = s.declaration(KEY, dt.date(2027, 2, 1))
+    verdict = check(declaration, routing_key="registration.requested")
+    assert isinstance(verdict, intake.Rejected) and verdict.reason == "schema_violation"
+    assert "'declaration.received'" in verdict.error
+    assert "'registration.requested'" in verdict.error
+    assert isinstance(check(declaration, routing_key="declaration.received"), intake.Accepted)
+
+
 def test_size_is_checked_before_anything_else() -> None:
     small = SETTINGS.model_copy(update={"max_message_bytes": 1024})
     verdict = intake.check(b"{" * 2000, {"user_id": "desk"}, VALIDATORS, small)

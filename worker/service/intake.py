@@ -1,5 +1,6 @@
 """Is a delivery a message the lifecycle may see? The checks run in contract.md's order, and the
-first that fails names the dead-letter reason: size, JSON, type, schema, publisher."""
+first that fails names the dead-letter reason: size, JSON, type (known, and equal to the routing
+key), schema, publisher."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ def check(
         or (type_name not in INBOUND)
     ):
         return Rejected("unknown_type", f"type {type_name!r} is not an inbound message type")
+    if routing_key and routing_key != type_name:
+        # contract.md: the routing key is the type; a message sent under another key would be
+        # handled as what it says it is while its bindings said otherwise.
+        mismatch = f"type {type_name!r} is not the routing key {routing_key!r}; they must be equal"
+        return Rejected("schema_violation", mismatch, message_id, type_name)
     violation = validators.check(type_name, document)
     if violation is not None:
         return Rejected("schema_violation", str(violation), message_id, type_name)
