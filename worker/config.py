@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9108  # 0: no HTTP endpoint
     liveness_seconds: Annotated[float, Field(gt=0)] = 120.0
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    # True: a field in inbound data the contract does not name is a schema_violation (the
+    # default accepts and counts it, so publishers may add optional fields first).
+    strict_contracts: bool = False
     notice_offsets: NoticeOffsets = NoticeOffsets()
     # Days the archive keeps an inbound message's body (None: kept for good).
     archive_retention_days: Annotated[int, Field(ge=1)] | None = None

@@ -64,6 +64,23 @@ def test_a_type_other_than_the_routing_key_is_a_schema_violation_naming_both() -
     assert isinstance(check(declaration, routing_key="declaration.received"), intake.Accepted)
 
 
+def test_a_field_the_contract_does_not_name_is_accepted_and_named_or_refused_when_strict() -> None:
+    report = _audit()
+    report["data"]["auditor_comment"] = "a field bureaus added this spring"
+    verdict = check(report, user="bqa")
+    assert isinstance(verdict, intake.Accepted)
+    assert verdict.unknown == ("/data/auditor_comment",)
+    assert "auditor_comment" in verdict.body  # the archive keeps it as received
+    strict = SETTINGS.model_copy(update={"strict_contracts": True})
+    body = json.dumps(report).encode()
+    refused = intake.check(body, {"user_id": "bqa"}, VALIDATORS, strict)
+    assert isinstance(refused, intake.Rejected) and refused.reason == "schema_violation"
+    assert "/data/auditor_comment" in refused.error
+    report["data"]["result"] = 3  # a known field of the wrong type stays a violation
+    wrong = check(report, user="bqa")
+    assert isinstance(wrong, intake.Rejected) and wrong.reason == "schema_violation"
+
+
 def test_size_is_checked_before_anything_else() -> None:
     small = SETTINGS.model_copy(update={"max_message_bytes": 1024})
     verdict = intake.check(b"{" * 2000, {"user_id": "desk"}, VALIDATORS, small)

@@ -60,6 +60,8 @@ class Inbound:
                     self._dead_letter(producer, delivery, verdict.reason, verdict.error)
                 message.ack()
             else:
+                if verdict.unknown:  # accepted, a field this version does not know ignored
+                    m.UNKNOWN_FIELDS.labels(verdict.type).inc(len(verdict.unknown))
                 accepted.append((message, delivery, verdict))
         if not accepted:
             return []

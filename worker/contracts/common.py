@@ -32,16 +32,25 @@ class State(StrEnum):
 
 
 class Strict(BaseModel):
-    """Message data: unknown fields are an error, so a typo upstream is caught, not ignored."""
+    """Event data, the worker's own: a field the contract does not name is an error (a bug)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RegisteredOffice(Strict):
+class Tolerant(BaseModel):
+    """Inbound data, and what it shares with events: a field this version does not know is
+    accepted and ignored (the archive keeps it, `kmo_unknown_fields_total` counts it, and
+    `KMO_STRICT_CONTRACTS` refuses it instead), so a publisher may add an optional field before
+    the worker knows it. The fields it knows stay strict: types, formats, required."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RegisteredOffice(Tolerant):
     kind: Literal["registered_office"]
 
 
-class Department(Strict):
+class Department(Tolerant):
     kind: Literal["department"]
     department_id: NonEmpty
 
@@ -49,12 +58,12 @@ class Department(Strict):
 Unit = Annotated[RegisteredOffice | Department, Field(discriminator="kind")]
 
 
-class Recipient(Strict):
+class Recipient(Tolerant):
     email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
     language: Language
 
 
-class KeyIn(Strict):
+class KeyIn(Tolerant):
     """The registration key as upstream may spell it."""
 
     enterprise_number: EnterpriseNumberSpelling

@@ -7,25 +7,31 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import Field, StrictBool, WithJsonSchema, model_validator
 
-from worker.contracts.common import EnterpriseNumberSpelling, KeyIn, NonEmpty, Recipient, Strict
+from worker.contracts.common import (
+    EnterpriseNumberSpelling,
+    KeyIn,
+    NonEmpty,
+    Recipient,
+    Tolerant,
+)
 
 PROVIDER_USER_RIGHT = "kmo-portefeuille-dienstverlener"
 NORM_CODES = Literal["activity", "experience", "customer_satisfaction", "knowledge", "integrity"]
 
 
-class Organisation(Strict):
+class Organisation(Tolerant):
     name: NonEmpty
     kind: Literal["company", "higher_education", "foreign_company"]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 
 
-class Requester(Strict):
+class Requester(Tolerant):
     id_type: Literal["insz", "bis"]
     id_number: Annotated[str, Field(pattern=r"^[0-9 .\-]{11,15}$")]
     user_right: NonEmpty
 
 
-class RegistrationRequested(Strict):
+class RegistrationRequested(Tolerant):
     request_id: NonEmpty
     registration: KeyIn
     organisation: Organisation
@@ -36,7 +42,7 @@ class RegistrationRequested(Strict):
     requester: Requester
 
 
-class DeclarationReceived(Strict):
+class DeclarationReceived(Tolerant):
     registration: KeyIn
     received_on: dt.date
     signed_by: NonEmpty
@@ -57,7 +63,7 @@ _CONDITIONAL_NEEDS_DEADLINE: dict[str, Any] = {
 }
 
 
-class AuditReported(Strict, json_schema_extra=_CONDITIONAL_NEEDS_DEADLINE):
+class AuditReported(Tolerant, json_schema_extra=_CONDITIONAL_NEEDS_DEADLINE):
     report_id: NonEmpty
     audit_bureau: EnterpriseNumberSpelling
     registration: KeyIn
@@ -79,20 +85,20 @@ class AuditReported(Strict, json_schema_extra=_CONDITIONAL_NEEDS_DEADLINE):
         return self
 
 
-class ReactionReceived(Strict):
+class ReactionReceived(Tolerant):
     audit_bureau: EnterpriseNumberSpelling
     registration: KeyIn
     report_id: NonEmpty
     received_on: dt.date
 
 
-class ApprovalGranted(Strict):
+class ApprovalGranted(Tolerant):
     registration: KeyIn
     approved_on: dt.date
     reference: NonEmpty
 
 
-class BureauChanged(Strict):
+class BureauChanged(Tolerant):
     """The back office moves a case to another audit bureau (R13)."""
 
     registration: KeyIn
@@ -101,7 +107,7 @@ class BureauChanged(Strict):
     reference: NonEmpty  # the back office's file or decision reference
 
 
-class Action(Strict):
+class Action(Tolerant):
     """An act on a case by a person (R14-R16): who acted, why, and under which file or decision
     reference. Recorded in the history; `reason` is free text and never logged."""
 
@@ -126,7 +132,7 @@ class DeadlineExtension(Action):
     until: dt.date
 
 
-class Retraction(Strict):
+class Retraction(Tolerant):
     """The original publisher or the back office takes back a message sent in error (R17): the
     registration is replayed without it. `reason` is free text and never logged."""
 

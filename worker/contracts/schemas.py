@@ -100,12 +100,16 @@ class Validators:
     def __init__(self, folder: Path = SCHEMA_DIR) -> None:
         self._by_type: dict[str, Draft202012Validator] = {}
         self._fast: dict[str, Any] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._closed: dict[str, Any] = {}  # the same schema with no field beyond those it names
         for path in sorted(folder.glob("*.json")):
             schema = json.loads(path.read_text(encoding="utf-8"))
             Draft202012Validator.check_schema(schema)
             name = path.name.removesuffix(".json")
+            self._schemas[name] = schema
             self._by_type[name] = Draft202012Validator(schema, format_checker=FormatChecker())
             self._fast[name] = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+            self._closed[name] = jsonschema_rs.Draft202012Validator(_closed(schema))
         if not self._by_type:
             raise FileNotFoundError(f"no JSON Schema files in {folder}")
 
@@ -126,6 +130,14 @@ class Validators:
             return self.first_violation(type_name, document)
         return None
 
+    def unknown_fields(self, type_name: str, data: Any) -> list[str]:
+        """JSON pointers (under /data) of the fields in `data` its schema does not name. A
+        compiled check answers first: most messages have none."""
+        if self._closed[type_name].is_valid(data):
+            return []
+        schema = self._schemas[type_name]
+        return list(_unknown(data, schema["properties"]["data"], schema["$defs"], "/data"))
+
     def knows(self, type_name: str) -> bool:
         return type_name in self._by_type
 
@@ -137,3 +149,48 @@ class Validators:
 
     def first_violation(self, type_name: str, document: Any) -> Violation | None:
         return next(self.violations(type_name, document), None)
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of the envelope's `data` with `additionalProperties: false` on each object it
+    defines: a document is valid against it only if it holds no field the contract does not
+    name."""
+    definitions = json.loads(json.dumps(schema["$defs"]))
+    for definition in definitions.values():
+        if "properties" in definition:
+            definition["additionalProperties"] = False
+    return {"$defs": definitions, **schema["properties"]["data"]}
+
+
+def _unknown(value: Any, schema: Any, definitions: dict[str, Any], at: str) -> Iterator[str]:
+    """Walk `value` beside its schema; yield where a field is not named (`$ref`, `anyOf`,
+    `oneOf`, `allOf` and array `items` followed; a field any alternative names is known)."""
+    alternatives = _alternatives(schema, definitions)
+    if isinstance(value, dict):
+        named: dict[str, Any] = {}
+        for alternative in alternatives:
+            for name, field in alternative.get("properties", {}).items():
+                named.setdefault(name, field)
+        if not named:
+            return
+        for name, field in value.items():
+            if name in named:
+                yield from _unknown(field, named[name], definitions, f"{at}/{name}")
+            else:
+                yield f"{at}/{name}"
+    elif isinstance(value, list):
+        items = next((a["items"] for a in alternatives if "items" in a), None)
+        for index, item in enumerate(value if items is not None else []):
+            yield from _unknown(item, items, definitions, f"{at}/{index}")
+
+
+def _alternatives(schema: Any, definitions: dict[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        return _alternatives(definitions[schema["$ref"].rsplit("/", 1)[-1]], definitions)
+    found = [schema]
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key, []):
+            found += _alternatives(option, definitions)
+    return found

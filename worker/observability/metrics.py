@@ -69,6 +69,12 @@ TIMERS_OVERDUE = Gauge(
     "Timers due before the business date and still not fired (the sweep is behind).",
     registry=REGISTRY,
 )
+UNKNOWN_FIELDS = Counter(
+    "kmo_unknown_fields_total",
+    "Fields in accepted inbound data that this version's contract does not name (ignored).",
+    ["type"],
+    registry=REGISTRY,
+)
 TIMERS_RESCHEDULED = Counter(
     "kmo_timers_rescheduled_total",
     "Pending timers cancelled or added to follow changed settings (R18), by change.",

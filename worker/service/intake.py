@@ -27,6 +27,7 @@ class Accepted:
     publisher: str | None = None  # the broker account it is published for, when authenticated
     body: str = ""  # exactly as received (UTF-8 JSON), for the archive
     routing_key: str = ""
+    unknown: tuple[str, ...] = ()  # where `data` holds fields the contract does not name
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,23 @@ def check(
         explained = validators.first_violation(type_name, document) or error
         return Rejected("schema_violation", str(explained), message_id, type_name)
     assert message_id is not None
+    unknown = tuple(validators.unknown_fields(type_name, document["data"]))
+    if unknown and settings.strict_contracts:
+        named = ", ".join(unknown)
+        return Rejected(
+            "schema_violation",
+            f"{named}: not in the contract (KMO_STRICT_CONTRACTS)",
+            message_id,
+            type_name,
+        )
     publisher = effective_publisher(properties.get("user_id"), headers or {}, settings)
     refusal = authorisation_problem(type_name, data, publisher, settings)
     if refusal:
         return Rejected("unauthorized_publisher", refusal, message_id, type_name)
     account = publisher if isinstance(publisher, str) and settings.authenticate else None
     # The body is UTF-8: orjson has read it (RFC 8259).
-    return Accepted(message_id, type_name, data, account, body.decode(), routing_key or type_name)
+    routed = routing_key or type_name
+    return Accepted(message_id, type_name, data, account, body.decode(), routed, unknown)
 
 
 class Subject(NamedTuple):
