@@ -284,3 +284,13 @@ def test_intake_accepts_exactly_what_the_authoritative_validator_accepts(
     )
     if authoritative is not None:
         assert isinstance(verdict, intake.Rejected) and verdict.error == str(authoritative)
+
+
+def test_every_event_names_the_version_of_its_contract_by_its_schema_files_id() -> None:
+    life = Life()
+    life.send(s.request(s.key("1543301276")), dt.date(2027, 2, 1))
+    for _id, type_name, body in envelopes.wrap(life.events, "cause-1", "urn:test", NOW):
+        dataschema = json.loads(body)["dataschema"]
+        on_file = json.loads((schemas.SCHEMA_DIR / f"{type_name}.json").read_text())
+        assert dataschema == on_file["$id"] == f"urn:kmo:schema:{type_name}:1.0"
+        assert on_file["x-kmo-version"] == "1.0"

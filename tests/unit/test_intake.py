@@ -81,6 +81,30 @@ def test_a_field_the_contract_does_not_name_is_accepted_and_named_or_refused_whe
     assert isinstance(wrong, intake.Rejected) and wrong.reason == "schema_violation"
 
 
+@pytest.mark.parametrize(
+    ("dataschema", "accepted"),
+    [
+        (None, True),
+        ("urn:kmo:schema:audit.reported:1.0", True),
+        ("urn:kmo:schema:audit.reported:1.7", True),  # a newer minor: read tolerantly
+        ("urn:kmo:schema:audit.reported:2.0", False),  # another major: which ones it reads
+        ("urn:kmo:schema:declaration.received:1.0", False),
+        ("https://example.org/audit.json", False),
+    ],
+)
+def test_a_claimed_dataschema_must_be_a_version_the_worker_reads(
+    dataschema: str | None, accepted: bool
+) -> None:
+    report = _audit()
+    if dataschema is not None:
+        report["dataschema"] = dataschema
+    verdict = check(report, user="bqa")
+    assert isinstance(verdict, intake.Accepted) == accepted
+    if dataschema and dataschema.endswith("2.0"):
+        assert isinstance(verdict, intake.Rejected) and verdict.reason == "schema_violation"
+        assert "urn:kmo:schema:audit.reported:1.x" in verdict.error
+
+
 def test_size_is_checked_before_anything_else() -> None:
     small = SETTINGS.model_copy(update={"max_message_bytes": 1024})
     verdict = intake.check(b"{" * 2000, {"user_id": "desk"}, VALIDATORS, small)

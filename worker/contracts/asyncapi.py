@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker import __version__
-from worker.contracts import dead_letters, roles
+from worker.contracts import dead_letters, roles, versions
 from worker.contracts.inbound import INBOUND
 from worker.contracts.outbound import OUTBOUND
 
@@ -38,7 +38,7 @@ def _message(type_name: str, direction: str) -> dict[str, Any]:
     consumer = "the registration worker" if direction == "inbound" else _consumers(type_name)
     return {
         "name": type_name,
-        "title": type_name,
+        "title": f"{type_name} {versions.CURRENT[type_name]}",
         "contentType": "application/cloudevents+json",
         "summary": f"Published by {who}; consumed by {consumer}.",
         "payload": {
@@ -46,6 +46,8 @@ def _message(type_name: str, direction: str) -> dict[str, Any]:
             "schema": {"$ref": f"../{type_name}.json"},
         },
         "bindings": {"amqp": {"messageType": type_name, "bindingVersion": "0.3.0"}},
+        "x-kmo-version": versions.CURRENT[type_name],
+        "x-kmo-dataschema": versions.uri(type_name),
         "x-published-by": who,
         "x-consumed-by": consumer,
     }

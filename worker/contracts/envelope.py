@@ -47,6 +47,8 @@ class CloudEvent(BaseModel):
     type: str
     time: dt.datetime | None = None
     datacontenttype: Literal["application/json"] | None = None
+    # The contract version the data follows (`worker/contracts/versions.py`); optional inbound.
+    dataschema: Annotated[str, Field(min_length=1, max_length=300)] | None = None
     data: Any
 
 
@@ -61,6 +63,8 @@ class OutboundEvent(BaseModel):
     type: str
     time: dt.datetime
     datacontenttype: Literal["application/json"]
+    # The contract version of the event's data: the `$id` of its file in schemas/.
+    dataschema: Annotated[str, Field(pattern=r"^urn:kmo:schema:[a-z_.]+:[0-9]+\.[0-9]+$")]
     causationid: Annotated[str, Field(min_length=1, max_length=300)]
     data: Any
 

@@ -20,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import CoreSchema
 from rfc3339_validator import validate_rfc3339
 
+from worker.contracts import versions
 from worker.contracts.envelope import INBOUND_ENVELOPES, OUTBOUND_ENVELOPES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -50,7 +51,8 @@ def generated() -> dict[str, dict[str, Any]]:
     files = {}
     for name, (direction, model) in sorted(models.items()):
         schema = model.model_json_schema(schema_generator=_Draft202012)
-        schema["$id"] = f"urn:kmo:schema:{name}"
+        schema["$id"] = versions.uri(name)  # what `dataschema` names
+        schema["x-kmo-version"] = versions.CURRENT[name]
         schema["description"] = f"{direction} CloudEvent `{name}` (see contract.md)"
         files[f"{name}.json"] = schema
     return files

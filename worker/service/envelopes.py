@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from worker.contracts import versions
 from worker.contracts.envelope import Outgoing, event_id
 from worker.contracts.outbound import TYPE_OF, EventData
 from worker.contracts.schemas import Validators
@@ -44,6 +45,7 @@ def wrap(
             "type": type_name,
             "time": _time_text(now),
             "datacontenttype": "application/json",
+            "dataschema": versions.URIS[type_name],
             "causationid": cause_id,
             "data": data.model_dump(mode="json"),
         }

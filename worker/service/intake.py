@@ -12,7 +12,7 @@ import orjson
 from pydantic import ValidationError
 
 from worker.config import Settings
-from worker.contracts import roles
+from worker.contracts import roles, versions
 from worker.contracts.dead_letters import Reason
 from worker.contracts.inbound import INBOUND, AuditReported, InboundData, ReactionReceived
 from worker.contracts.schemas import Validators
@@ -70,6 +70,9 @@ def check(
         # handled as what it says it is while its bindings said otherwise.
         mismatch = f"type {type_name!r} is not the routing key {routing_key!r}; they must be equal"
         return Rejected("schema_violation", mismatch, message_id, type_name)
+    version = versions.problem(type_name, document.get("dataschema"))
+    if version is not None:
+        return Rejected("schema_violation", version, message_id, type_name)
     violation = validators.check(type_name, document)
     if violation is not None:
         return Rejected("schema_violation", str(violation), message_id, type_name)
