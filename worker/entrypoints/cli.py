@@ -22,7 +22,7 @@ from worker import __version__, config
 from worker.adapters import broker
 from worker.bootstrap import App, bootstrap, settle_heap
 from worker.consumer.loop import Loop
-from worker.contracts import schemas
+from worker.contracts import compatibility, schemas
 from worker.entrypoints import (
     act,
     dead_letters,
@@ -88,7 +88,7 @@ EXAMPLES = {
     "list": "kmo-worker dead-letters list --limit 50",
     "replay": "kmo-worker dead-letters replay --id 5f0c-... --user kmo-operator",
     "demo": "kmo-worker demo",
-    "schemas": "kmo-worker schemas --check",
+    "schemas": "kmo-worker schemas --check-compatible schemas/released",
 }
 
 
@@ -166,6 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     _command(commands, "demo", "a small realistic batch through the embedded default")
     schema = _command(commands, "schemas", "write or check schemas/ from the models")
     schema.add_argument("--check", action="store_true", help="exit 1 if schemas/ is stale")
+    schema.add_argument(
+        "--check-compatible",
+        metavar="BASE",
+        help="exit 1 if schemas/ breaks the contract in folder BASE (e.g. schemas/released)",
+    )
     return parser
 
 
@@ -306,6 +311,19 @@ def _show(app: App, args: argparse.Namespace) -> int:
 
 
 def _schemas(args: argparse.Namespace) -> int:
+    if args.check_compatible:
+        base = Path(args.check_compatible)
+        if not any(base.glob("*.json")):
+            print(f"kmo-worker schemas: no schema files in {base}", file=sys.stderr)
+            return 2
+        found = compatibility.problems(
+            compatibility.load(base), compatibility.load(schemas.SCHEMA_DIR)
+        )
+        for problem in found:
+            print(f"incompatible: {problem}", file=sys.stderr)
+        if not found:
+            print(f"schemas/ is compatible with {base}")
+        return 1 if found else 0
     if args.check:
         stale = [
             name

@@ -1,0 +1,37 @@
+"""Registration documents as this release stores them (`tests/fixtures/documents/`, written on
+2026-12-02 before any change of their shape) are still read, and still written the same way: a
+change of the document's shape must come with a version and an upcaster for these (#17)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worker.adapters.store import rows
+from worker.domain import schedule
+from worker.domain.model import NoticeOffsets, Registration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "documents"
+DOCUMENTS = sorted(FIXTURES.glob("*.json"))
+
+
+def test_there_is_a_document_of_each_kind_of_state() -> None:
+    assert len(DOCUMENTS) == 6
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: p.stem)
+def test_a_document_of_the_previous_release_is_read_and_written_back_the_same(path: Path) -> None:
+    text = path.read_text()
+    found = rows.stored(_Row(1, 3, text))
+    registration = found.registration
+    assert registration.state.value == path.stem
+    assert json.loads(registration.model_dump_json()) == json.loads(text)
+    assert Registration.model_validate_json(text) == registration
+    schedule.timers_for(registration, NoticeOffsets())  # and the core works with it
+
+
+class _Row:
+    def __init__(self, id: int, version: int, document: str) -> None:
+        self.id, self.version, self.document = id, version, document
