@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, select, text
 
-from worker.adapters.store import port, sql
+from worker.adapters.store import documents, port, sql
 from worker.adapters.store import postgres_sql as q
 from worker.adapters.store import tables as t
 from worker.adapters.store.rows import DOCUMENT, stored
@@ -193,7 +193,7 @@ def _inserted_json(inserted: Sequence[tuple[int, Registration]]) -> str:
 
 def _with_document(columns: str, registration: Registration) -> str:
     """A JSON object's text with the registration's document spliced in (JSON already)."""
-    return f'{columns[:-1]},"document":{registration.model_dump_json()}}}'
+    return f'{columns[:-1]},"document":{documents.dump(registration)}}}'
 
 
 def _timer_row(registration_id: int, timer: Timer) -> dict[str, Any]:

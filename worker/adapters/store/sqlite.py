@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from worker.adapters.store import port, sql
+from worker.adapters.store import documents, port, sql
 from worker.adapters.store import tables as t
 from worker.adapters.store.rows import DOCUMENT, stored
 from worker.contracts.envelope import Outgoing
@@ -175,7 +175,7 @@ class SqliteTransaction(sql.SqlTransaction):
                 "registration_number": r.number,
                 "state": r.state.value,
                 "version": 1,
-                "document": r.model_dump(mode="json"),
+                "document": documents.as_dict(r),
                 "updated_at": now,
                 **port.columns(r),
             }
@@ -204,7 +204,7 @@ class SqliteTransaction(sql.SqlTransaction):
                 "b_version": version,
                 "b_next": version + 1,
                 "b_state": r.state.value,
-                "b_document": r.model_dump(mode="json"),
+                "b_document": documents.as_dict(r),
                 "b_now": now,
                 **{f"b_{name}": value for name, value in port.columns(r).items()},
             }
