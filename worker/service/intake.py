@@ -73,6 +73,12 @@ def check(
     version = versions.problem(type_name, document.get("dataschema"))
     if version is not None:
         return Rejected("schema_violation", version, message_id, type_name)
+    claimed = versions.claimed(type_name, document.get("dataschema"))
+    if claimed != versions.major(type_name):  # an older major: its own schema, then upcast
+        violation = validators.check(versions.schema_name(type_name, claimed), document)
+        if violation is not None:
+            return Rejected("schema_violation", str(violation), message_id, type_name)
+        document = {**document, "data": versions.current_data(type_name, document)}
     violation = validators.check(type_name, document)
     if violation is not None:
         return Rejected("schema_violation", str(violation), message_id, type_name)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import orjson
 
 from worker.adapters.store import port
+from worker.contracts import versions
 from worker.contracts.inbound import INBOUND, Retraction
 from worker.domain import replay, schedule
 from worker.domain.model import Context, Registration
@@ -28,7 +29,8 @@ def _step(row: port.Lived) -> Step:
         return Step(row.business_date, schedule.from_cause_id(row.cause_id), row.events)
     if row.body is None:
         raise ArchiveIncompleteError(row.cause_id)
-    data = INBOUND[row.cause_type].model_validate(orjson.loads(row.body)["data"])
+    document = orjson.loads(row.body)  # as received: an older major is upcast as on intake
+    data = INBOUND[row.cause_type].model_validate(versions.current_data(row.cause_type, document))
     return Step(row.business_date, Message(row.cause_id, data, row.publisher), row.events)
 
 
