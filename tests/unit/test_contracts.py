@@ -30,7 +30,8 @@ def test_schema_files_equal_the_models() -> None:
     on_disk = {
         str(p.relative_to(schemas.SCHEMA_DIR)): p.read_text(encoding="utf-8")
         for p in schemas.SCHEMA_DIR.rglob("*.json")
-        if p.parent.name != "released"  # the last release's snapshot, compared, not generated
+        # Not generated: the last release's snapshot, and old majors still read (`<type>@<n>`).
+        if p.parent.name != "released" and "@" not in p.name
     }
     assert set(on_disk) == set(generated), "run `kmo-worker schemas` and commit schemas/"
     for name, schema in generated.items():
