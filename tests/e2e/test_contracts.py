@@ -68,3 +68,32 @@ def test_a_declaration_sent_as_a_request_is_dead_lettered_naming_both(
     error = (letter.headers or {})["x-kmo-error"]
     assert "'declaration.received'" in error and "'registration.requested'" in error
     assert bus.events() == []
+
+
+def test_versions_through_the_broker_and_a_document_of_the_previous_release(
+    settings: config.Settings, bus: Bus, tmp_path: Path
+) -> None:
+    """A newer minor is handled, an unknown major dead-lettered naming what is read, and a
+    registration whose stored document predates document versions goes on as before."""
+    assert kmo(settings, "migrate").returncode == 0
+    bus.publish(s.request(KEY))
+    bus.publish(s.declaration(KEY, D(2027, 1, 4)))
+    assert kmo(settings, "run", "--until-idle", "--today", "2027-01-04").returncode == 0
+    engine = create_engine(settings.database_url)
+    with engine.begin() as db:  # as the release before document versions wrote it
+        stored = db.execute(text("SELECT CAST(document AS text) FROM registrations")).scalar_one()
+        stored = json.loads(stored)
+        assert stored.pop("document_version") == 1
+        update = text("UPDATE registrations SET document = CAST(:d AS json)")
+        db.execute(update, {"d": json.dumps(stored)})
+    engine.dispose()
+
+    newer = s.audit(KEY, D(2027, 1, 10)) | {"dataschema": "urn:kmo:schema:audit.reported:1.4"}
+    unknown = s.audit(KEY, D(2027, 1, 10), report_id="AR-9")
+    unknown["dataschema"] = "urn:kmo:schema:audit.reported:2.0"
+    bus.publish(newer)
+    bus.publish(unknown)
+    assert kmo(settings, "run", "--until-idle", "--today", "2027-01-11").returncode == 0
+    assert [e["type"] for e in bus.events()][-1] == "decision.registered"
+    (letter,) = bus.take("kmo.dead-letter")
+    assert "it accepts urn:kmo:schema:audit.reported:1.x" in (letter.headers or {})["x-kmo-error"]
