@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from worker.contracts.roles import Role
 from worker.domain import identifiers
@@ -40,8 +46,50 @@ def _enterprise_number(spelling: str) -> str:
     return identifiers.normalise_enterprise_number(spelling)
 
 
+class SecretFileError(ValueError):
+    """A `KMO_<NAME>_FILE` that cannot be read, or given beside `KMO_<NAME>`."""
+
+
+class FromFiles(PydanticBaseSettingsSource):
+    """`KMO_<NAME>_FILE`: the setting read from that file, as Kubernetes and Docker hand secrets
+    over (a mounted Secret, compose `secrets:`); one trailing newline is not part of it. Any
+    setting may come this way; the secret ones (the URLs, which hold passwords) should."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"KMO_{field_name.upper()}"
+        path = os.environ.get(f"{variable}_FILE")
+        if path is None:
+            return None, field_name, False
+        if variable in os.environ:
+            raise SecretFileError(f"{variable} and {variable}_FILE are both set; give one")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise SecretFileError(f"{variable}_FILE: {error.strerror}: {path}") from error
+        return text.removesuffix("\n").removesuffix("\r"), field_name, self.field_is_complex(field)
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, complex_value = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = self.prepare_field_value(name, field, value, complex_value)
+        return values
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KMO_", extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, FromFiles(settings_cls))
 
     database_url: str = "sqlite:///kmo-worker.sqlite3"
     broker_url: str = EMBEDDED_BROKER
@@ -106,6 +154,8 @@ class ConfigurationError(Exception):
 def load(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SecretFileError as error:
+        raise ConfigurationError(str(error)) from error
     except ValidationError as error:
         problems = "; ".join(f"KMO_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors())
         raise ConfigurationError(problems) from error

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,30 @@ def test_a_wrong_value_stops_the_worker_naming_the_variable(
         config.load()
     assert cli.main(["migrate"]) == 2
     assert variable in capsys.readouterr().err
+
+
+def test_a_secret_comes_from_a_file_as_kubernetes_and_docker_hand_it_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text("postgresql+psycopg://kmo:s3cr3t@db:5432/kmo\n")  # as `echo` writes it
+    monkeypatch.setenv("KMO_DATABASE_URL_FILE", str(secret))
+    offsets = tmp_path / "offsets"
+    offsets.write_text('{"expiring": [60]}')
+    monkeypatch.setenv("KMO_NOTICE_OFFSETS_FILE", str(offsets))
+    settings = config.load()
+    assert settings.database_url == "postgresql+psycopg://kmo:s3cr3t@db:5432/kmo"
+    assert settings.notice_offsets.expiring == (60,)
+
+
+def test_a_secret_file_that_is_missing_or_doubled_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KMO_BROKER_URL_FILE", str(tmp_path / "nowhere"))
+    with pytest.raises(config.ConfigurationError, match="KMO_BROKER_URL_FILE: No such file"):
+        config.load()
+    (tmp_path / "url").write_text("amqp://guest:guest@localhost//")
+    monkeypatch.setenv("KMO_BROKER_URL_FILE", str(tmp_path / "url"))
+    monkeypatch.setenv("KMO_BROKER_URL", "amqp://other@localhost//")
+    with pytest.raises(config.ConfigurationError, match="both set; give one"):
+        config.load()
