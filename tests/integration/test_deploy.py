@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -50,8 +49,15 @@ def imported() -> Iterator[None]:
 
 
 def _worker_environment() -> dict[str, str]:
-    environment: dict[str, Any] = COMPOSE["services"]["worker"]["environment"]
-    return {k: str(v) for k, v in environment.items()}
+    """The worker's environment in the compose file, its secrets' files where compose mounts
+    them (`/run/secrets/<name>`) found where the compose file takes them from."""
+    worker = COMPOSE["services"]["worker"]
+    assert set(worker["secrets"]) == {"database-url", "broker-url"}
+    mounted = {
+        f"/run/secrets/{name}": str(ROOT / COMPOSE["secrets"][name]["file"])
+        for name in worker["secrets"]
+    }
+    return {k: mounted.get(str(v), str(v)) for k, v in worker["environment"].items()}
 
 
 def test_every_account_logs_in_with_its_documented_password(imported: None) -> None:
@@ -93,3 +99,5 @@ def test_the_compose_worker_configuration_is_valid_and_names_the_broker_users(
     bureaus = {p.audit_bureau for p in settings.publishers.values() if p.role == "audit_bureau"}
     assert bureaus == settings.audit_bureaus
     assert settings.broker_url.startswith("amqp://kmo-worker:worker-secret@")
+    assert settings.database_url.startswith("postgresql+psycopg://kmo:kmo-secret@postgres")
+    assert "KMO_BROKER_URL" not in _worker_environment()  # a file, not the environment

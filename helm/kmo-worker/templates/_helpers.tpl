@@ -43,8 +43,26 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 envFrom:
   - configMapRef:
       name: {{ include "kmo-worker.fullname" . }}
-  - secretRef:
-      name: {{ include "kmo-worker.secretName" . }}
+# The URLs (with their passwords) are read from the Secret mounted as files, never from the
+# environment, where anything that dumps it would show them (KMO_<NAME>_FILE, README Security).
+env:
+  - name: KMO_BROKER_URL_FILE
+    value: /run/secrets/kmo/KMO_BROKER_URL
+  - name: KMO_DATABASE_URL_FILE
+    value: /run/secrets/kmo/KMO_DATABASE_URL
+{{- end -}}
+
+{{- define "kmo-worker.secretMount" -}}
+- name: secrets
+  mountPath: /run/secrets/kmo
+  readOnly: true
+{{- end -}}
+
+{{- define "kmo-worker.secretVolume" -}}
+- name: secrets
+  secret:
+    secretName: {{ .secretName }}
+    defaultMode: 0440
 {{- end -}}
 
 {{- define "kmo-worker.containerSecurity" -}}
