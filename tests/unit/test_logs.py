@@ -19,3 +19,14 @@ def test_personal_data_is_masked() -> None:
 
 def test_enterprise_and_registration_numbers_stay_readable() -> None:
     assert logs.mask("DV.O000123 for 0403170701") == "DV.O000123 for 0403170701"
+
+
+def test_a_password_in_a_url_is_masked_wherever_it_is_quoted() -> None:
+    quoted = "could not reach postgresql+psycopg://kmo:s3cr3t@127.0.0.1:5432/kmo (timeout)"
+    assert (
+        logs.mask(quoted)
+        == "could not reach postgresql+psycopg://kmo:***@127.0.0.1:5432/kmo (timeout)"
+    )
+    # A host name that looks like an e-mail's domain goes too: masked on the safe side.
+    assert "p%40ss" not in logs.mask("amqps://worker:p%40ss@rabbit.example:5671/kmo")
+    assert logs.mask("amqp://rabbit:5672/kmo") == "amqp://rabbit:5672/kmo"  # no password, as is

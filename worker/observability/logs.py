@@ -1,7 +1,8 @@
 """structlog: JSON lines by default, a readable renderer on a terminal; personal data masked.
 
 The masking is a processor on every event, so no call site can forget it: IBANs, Belgian national
-and BIS numbers and e-mail addresses are replaced wherever they appear in a logged value.
+and BIS numbers and e-mail addresses are replaced wherever they appear in a logged value, and so
+is the password of any URL (a driver's error may quote the URL it failed to reach).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 
 import structlog
 
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@", re.IGNORECASE)
 _EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[A-Za-z]{2,}")
 _IBAN = re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
 _NATIONAL = re.compile(r"\b[0-9]{2}[.]?[0-9]{2}[.]?[0-9]{2}[- ]?[0-9]{3}[.]?[0-9]{2}\b")
 
 
 def mask(text: str) -> str:
+    text = _URL_PASSWORD.sub(r"\1***@", text)
     text = _EMAIL.sub("***@***", text)
     text = _IBAN.sub(lambda m: m.group(0)[:2] + "**…" + m.group(0)[-2:], text)
     return _NATIONAL.sub("**.**.**-***.**", text)
