@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///kmo-worker.sqlite3"
     broker_url: str = EMBEDDED_BROKER
     broker_folder: Path = Path(".kmo-broker")
+    # TLS to RabbitMQ, for an amqps:// URL: the CA that signed the server's certificate (default:
+    # the system's), a client certificate and key (mutual TLS), and whether that certificate is
+    # the login (SASL EXTERNAL, no password). The server's host name is always verified.
+    broker_ca_file: Path | None = None
+    broker_cert_file: Path | None = None
+    broker_key_file: Path | None = None
+    broker_tls_external: bool = False
     today: dt.date | None = None
     auth_required: bool | None = None
     publishers: dict[str, Publisher] = Field(default_factory=dict)
