@@ -23,6 +23,9 @@ pytestmark = pytest.mark.integration
 PORT = 5671
 
 
+MUTUAL_PORT = 5673  # a second listener, which asks for the client's certificate
+
+
 @pytest.fixture(scope="module")
 def tls_listener() -> Iterator[Path]:
     # Not under pytest's temporary folders: their parent is private to this user, and the
@@ -31,29 +34,41 @@ def tls_listener() -> Iterator[Path]:
     os.chmod(folder, 0o755)
     ca = trustme.CA()
     server = ca.issue_cert("localhost")  # not 127.0.0.1: a name the test can get wrong
+    client = ca.issue_cert("kmo-worker")
     files = {
         "ca.pem": ca.cert_pem,
         "server.pem": server.cert_chain_pems[0],
         "server.key": server.private_key_pem,
+        "client.pem": client.cert_chain_pems[0],
+        "client.key": client.private_key_pem,
     }
     for name, blob in files.items():
         blob.write_to_path(str(folder / name))
         os.chmod(folder / name, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
-    options = (
-        f'[{{cacertfile, "{folder}/ca.pem"}}, {{certfile, "{folder}/server.pem"}}, '
-        f'{{keyfile, "{folder}/server.key"}}, {{verify, verify_none}}, '
-        "{fail_if_no_peer_cert, false}]"
+    files_of = (
+        f'{{cacertfile, "{folder}/ca.pem"}}, {{certfile, "{folder}/server.pem"}}, '
+        f'{{keyfile, "{folder}/server.key"}}'
     )
-    rabbitmqctl("eval", f"rabbit_networking:start_ssl_listener({PORT}, {options}, 1, 1).")
+    plain = f"[{files_of}, {{verify, verify_none}}, {{fail_if_no_peer_cert, false}}]"
+    mutual = f"[{files_of}, {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}]"
     try:
+        rabbitmqctl("eval", f"rabbit_networking:start_ssl_listener({PORT}, {plain}, 1, 1).")
+        rabbitmqctl("eval", f"rabbit_networking:start_ssl_listener({MUTUAL_PORT}, {mutual}, 1, 1).")
         yield folder
     finally:  # the broker goes back to how it was, even when a test failed
-        rabbitmqctl("eval", f"rabbit_networking:stop_tcp_listener({PORT}).")
+        for port in (PORT, MUTUAL_PORT):
+            rabbitmqctl("eval", f"rabbit_networking:stop_tcp_listener({port}).")
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _connect(url: str, ca: Path) -> None:
-    settings = config.Settings(broker_url=url, broker_ca_file=ca, heartbeat_seconds=0)
+def _connect(url: str, ca: Path, client: Path | None = None) -> None:
+    settings = config.Settings(
+        broker_url=url,
+        broker_ca_file=ca,
+        broker_cert_file=client and client / "client.pem",
+        broker_key_file=client and client / "client.key",
+        heartbeat_seconds=0,
+    )
     connection = broker.connect(settings)
     try:
         connection.ensure_connection(max_retries=1)
@@ -82,3 +97,12 @@ def test_a_server_whose_certificate_names_another_host_is_refused(tls_listener: 
     with pytest.raises(Exception) as refused:  # noqa: PT011 - kombu wraps the ssl error
         _connect(f"amqps://guest:guest@127.0.0.1:{PORT}/", tls_listener / "ca.pem")
     assert "IP address mismatch" in repr(refused.value) or "hostname" in repr(refused.value)
+
+
+def test_mutual_tls_the_worker_shows_its_certificate_and_without_one_is_refused(
+    tls_listener: Path,
+) -> None:
+    url = f"amqps://guest:guest@localhost:{MUTUAL_PORT}/"
+    _connect(url, tls_listener / "ca.pem", client=tls_listener)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the server ends the handshake
+        _connect(url, tls_listener / "ca.pem")
