@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ class App:
             back_office=self.back_office,
         )
 
-    @property
+    @functools.cached_property
     def back_office(self) -> frozenset[str]:
         """The broker accounts of the back office: they may retract any message (R17)."""
         publishers = self.settings.publishers.items()

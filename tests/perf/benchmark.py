@@ -411,17 +411,17 @@ def sweep_run(registrations: int, due: int, repeat: int) -> dict[str, Any]:
 
 
 def cases_run(registrations: int) -> dict[str, Any]:
-    db = fresh_database()
-    try:
-        return cases.run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", registrations)
-    finally:
-        drop(db=db)
+    return _on_fresh_database(cases.run, registrations)
 
 
 def lives_run(registrations: int) -> dict[str, Any]:
+    return _on_fresh_database(lives.run, registrations)
+
+
+def _on_fresh_database(run: Callable[[str, int], dict[str, Any]], count: int) -> dict[str, Any]:
     db = fresh_database()
     try:
-        return lives.run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", registrations)
+        return run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}", count)
     finally:
         drop(db=db)
 

@@ -147,8 +147,8 @@ class _Run:
             return ignored(None, key, message, "unknown_registration")
         refusal = self._refusal(message, data.retracted_id, ctx, elsewhere)
         if refusal is None:
-            again = _Run(self.ctx, self.number, frozenset({*self.retracted, data.retracted_id}))
-            again.corrects = False
+            excluded = frozenset({*self.retracted, data.retracted_id})
+            again = _Run(self.ctx, self.number, excluded, corrects=False)
             for step, _ in self.decided:
                 again.take(step)
             refusal = self._reopens_an_act(again, data.retracted_id)

@@ -138,6 +138,7 @@ class UnitOfWork:
         self._archive: list[tuple[dict[str, Any], _Slot]] = []
         self._fired: list[int] = []
         self._fired_timers: set[tuple[int, schedule.Timer]] = set()
+        self._keeps_steps = False  # a retraction in the batch reads what the batch decided
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -150,6 +151,7 @@ class UnitOfWork:
             if lifecycle.needs_number(None, message.data):
                 key = port.key_tuple(self._keys[message.id])
                 may_register[key[3]].add(key)
+        self._keeps_steps = any(isinstance(m.data, inbound.Retraction) for m in messages)
         read = self.tx.read_for_messages([m.id for m in messages], keys, may_register)
         self._seen, self._numbers, self._ids = read.seen, read.numbers, read.ids
         for key, stored in read.stored.items():
@@ -181,7 +183,7 @@ class UnitOfWork:
         else:
             outcome = lifecycle.decide(slot.current, decided, self.ctx, number)
         result = self._record(slot, outcome, _Cause.of(message), always=True)
-        if slot.current is not None:
+        if self._keeps_steps and slot.current is not None:
             slot.steps.append(replay.Step(self.ctx.today, decided, result.events))
         # The archive row; its registration's id is known once the batch writes (a new one).
         row = {
@@ -208,11 +210,7 @@ class UnitOfWork:
         self._fired_timers.add((due.registration_id, due.timer))
         outcome = lifecycle.fire(slot.current, due.timer, self.ctx)
         cause = _Cause(f"{slot.current.number}:{due.timer.cause_id}", due.timer.kind)
-        before = slot.current
-        result = self._record(slot, outcome, cause)
-        if result.events or slot.current != before:  # kept in the history, so in the life
-            slot.steps.append(replay.Step(self.ctx.today, due.timer, result.events))
-        return result
+        return self._record(slot, outcome, cause)
 
     def _record(
         self, slot: _Slot, outcome: Outcome, cause: _Cause, *, always: bool = False
