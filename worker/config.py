@@ -78,7 +78,10 @@ class FromFiles(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KMO_", extra="ignore", frozen=True)
+    # `null` in a variable is None (`KMO_ERASURE_YEARS=null`: on request only).
+    model_config = SettingsConfigDict(
+        env_prefix="KMO_", extra="ignore", frozen=True, env_parse_none_str="null"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -124,8 +127,16 @@ class Settings(BaseSettings):
     # default accepts and counts it, so publishers may add optional fields first).
     strict_contracts: bool = False
     notice_offsets: NoticeOffsets = NoticeOffsets()
-    # Days the archive keeps an inbound message's body (None: kept for good).
-    archive_retention_days: Annotated[int, Field(ge=1)] | None = None
+    # Retention (R19, R20): how long each kind of row is kept; None: for good. The inbox window
+    # must outlast any redelivery of a message already handled (README, Retention).
+    inbox_retention_days: Annotated[int, Field(ge=7)] = 90
+    outbox_retention_days: Annotated[int, Field(ge=1)] = 30
+    timer_retention_days: Annotated[int, Field(ge=1)] = 30
+    dead_letter_retention_days: Annotated[int, Field(ge=1)] = 365
+    closed_retention_years: Annotated[int, Field(ge=1)] | None = 10
+    erasure_years: Annotated[int, Field(ge=1)] | None = 5
+    # Replaced by the retention above (a live registration's archive is kept whole).
+    archive_retention_days: int | None = None
     source: str = "urn:kmo:registration-worker"
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -134,6 +145,15 @@ class Settings(BaseSettings):
     @classmethod
     def _bureaus_are_enterprise_numbers(cls, value: frozenset[str]) -> frozenset[str]:
         return frozenset(_enterprise_number(number) for number in value)
+
+    @field_validator("archive_retention_days")
+    @classmethod
+    def _archive_retention_replaced(cls, value: int | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "no longer read: the archive of a live registration is kept whole (replay, "
+                "explain); KMO_CLOSED_RETENTION_YEARS deletes that of closed ones"
+            )
 
     @field_validator("database_url", "broker_url")
     @classmethod

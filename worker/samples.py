@@ -168,6 +168,14 @@ ACTS: dict[str, tuple[str, dict[str, str]]] = {  # type -> (source, the act's de
             "reference": "VLAIO-2027-0901",
         },
     ),
+    "registration.erasure_requested": (
+        "urn:kmo:back-office",
+        {
+            "actor": "vlaio:privacy-officer-3",
+            "reason": "Request for erasure under GDPR article 17, identity checked.",
+            "reference": "VLAIO-DPO-2032-0042",
+        },
+    ),
 }
 
 
@@ -197,6 +205,11 @@ def deadline_extension(
     return act(
         "deadline.extended", registration, deadline=deadline, until=until.isoformat(), **fields
     )
+
+
+def erasure_request(registration: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The back office asks that a closed registration's personal data be erased (R19)."""
+    return act("registration.erasure_requested", registration, **fields)
 
 
 def retraction(

@@ -83,7 +83,7 @@ def test_versions_through_the_broker_and_a_document_of_the_previous_release(
     with engine.begin() as db:  # as the release before document versions wrote it
         stored = db.execute(text("SELECT CAST(document AS text) FROM registrations")).scalar_one()
         stored = json.loads(stored)
-        assert stored.pop("document_version") == 1
+        assert stored.pop("document_version") == 2
         update = text("UPDATE registrations SET document = CAST(:d AS json)")
         db.execute(update, {"d": json.dumps(stored)})
     engine.dispose()

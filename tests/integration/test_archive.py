@@ -3,7 +3,6 @@ real broker with authentication on; who may act on a case (R14-R16); retention."
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -79,16 +78,3 @@ def test_only_the_desk_withdraws_and_only_the_back_office_stops_or_extends(
     run(secured)
     (event,) = [e for e in bus.events() if e["type"] == "decision.withdrawn"]
     assert event["data"]["reference"] == "EL-1"
-
-
-def test_retention_clears_old_bodies_and_keeps_the_record(
-    settings: config.Settings, bus: Bus
-) -> None:
-    bus.publish(s.request(KEY))
-    run(settings)
-    store = open_store(settings.database_url)
-    assert store.prune_archive(dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) == 0
-    assert store.prune_archive(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)) == 1
-    store.dispose()
-    (row,) = _archive(settings).values()
-    assert row["body"] is None and row["outcome"] == "handled" and row["registration_id"]

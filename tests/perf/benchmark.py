@@ -29,8 +29,10 @@ from typing import Any
 import amqp
 import psycopg
 from kombu import Connection, Exchange, Queue
+from sqlalchemy import text
 
 from tests.perf import cases, lives
+from tests.perf import retention as pruning
 from worker import config, samples
 from worker.adapters import confirms
 from worker.bootstrap import bootstrap, open_store, settle_heap
@@ -531,6 +533,61 @@ def machine() -> dict[str, Any]:
     }
 
 
+def retention_run(count: int, rate: float, repeat: int) -> dict[str, Any]:
+    """Pruning alone on `count`-sized tables; then the worker's latency at `rate` with a
+    retention pass over such tables running beside it, against none, interleaved."""
+    db = fresh_database()
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+        store = open_store(url)
+        store.migrate()
+        with store.engine.connect() as connection:
+            loaded = pruning.load(connection, count)
+        store.dispose()
+        alone = pruning.prune_rate(url, TODAY) | {"loaded": loaded}
+    finally:
+        drop(db=db)
+    runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+    for run in range(repeat):
+        for case in ("without", "with"):
+            step(f"latency at {rate:,.0f} msg/s {case} retention, {run + 1}")
+            runs[case].append(_latency_beside_retention(rate, count if case == "with" else 0))
+    p99 = {case: statistics.median(r["ms"]["p99"] for r in found) for case, found in runs.items()}
+    return {
+        "prune_alone": alone,
+        "latency_rate_msg_per_s": round(rate, 1),
+        "latency_runs": runs,
+        "p99_ms": p99,
+        "p99_ratio": round(p99["with"] / p99["without"], 2),
+    }
+
+
+def _latency_beside_retention(rate: float, count: int) -> dict[str, Any]:
+    vhost, db = fresh_vhost(), fresh_database()
+    env = worker_settings(vhost, db) | {"KMO_ERASURE_YEARS": "null"}
+    try:
+        store = open_store(env["KMO_DATABASE_URL"])
+        store.migrate()
+        if count:
+            with store.engine.connect() as connection:
+                pruning.load(connection, count)
+        worker = start_worker(env)  # its retention pass starts with it
+        latency = measure_latency(env["KMO_BROKER_URL"], rate, offset=3_000_000)
+        with store.engine.connect() as connection:
+            left = connection.execute(psql_count("outbox", "sent_at < now() - interval '30 days'"))
+            latency["prunable_left_at_end"] = int(left.scalar_one())
+        store.dispose()
+        worker.terminate()
+        worker.wait(60)
+        return latency
+    finally:
+        drop(vhost=vhost, db=db)
+
+
+def psql_count(table: str, where: str) -> Any:
+    return text(f"SELECT count(*) FROM {table} WHERE {where}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -540,7 +597,19 @@ def main() -> int:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
     parser.add_argument(
-        "--parts", default="bare,worker,sweep,cases,replay", help="a subset, to re-measure one part"
+        "--parts",
+        default="bare,worker,sweep,cases,replay,retention",
+        help="a subset, to re-measure one part",
+    )
+    parser.add_argument(
+        "--prunable", type=int, default=400_000, help="rows per table for the retention part"
+    )
+    parser.add_argument(
+        "--retention-rate",
+        type=float,
+        default=700.0,
+        metavar="MSG_PER_S",
+        help="offered rate beside a retention pass (the worker part's half rate when it ran)",
     )
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each measure; the median is reported"
@@ -599,7 +668,13 @@ def main() -> int:
         step("find and explain", lambda: figures.update(cases=cases_run(args.registrations)))
     if "replay" in parts:
         step("replay", lambda: figures.update(replay=lives_run(args.registrations)))
-    if parts != {"bare", "worker", "sweep", "cases", "replay"}:
+    if "retention" in parts:
+        rate = figures.get("worker", {}).get("latency_rate_msg_per_s", args.retention_rate)
+        step(
+            "retention",
+            lambda: figures.update(retention=retention_run(args.prunable, rate, args.repeat)),
+        )
+    if parts != {"bare", "worker", "sweep", "cases", "replay", "retention"}:
         print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):
@@ -696,6 +771,16 @@ def report(f: dict[str, Any]) -> str:
             f"replay --what-if, {f['replay']['registrations']:,} archived registrations",
             f"{f['replay']['what_if_per_s']:,} registrations/s",
             "target ≥ 5,000/s",
+        ),
+        (
+            f"retention, a pass over {f['retention']['prune_alone']['rows']:,} rows",
+            f"{f['retention']['prune_alone']['rows_per_s']:,} rows/s",
+            "target ≥ 50,000/s",
+        ),
+        (
+            f"p99 at {f['retention']['latency_rate_msg_per_s']:,.0f} msg/s, retention beside",
+            "{with} ms (without {without} ms)".format(**f["retention"]["p99_ms"]),
+            f"{f['retention']['p99_ratio']}×; target ≤ 1.5×",
         ),
         (
             "worker RSS",

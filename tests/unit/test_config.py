@@ -40,6 +40,8 @@ def test_structured_values_come_as_json(monkeypatch: pytest.MonkeyPatch) -> None
         ("KMO_PUBLISHERS", '{"x": {"role": "audit_bureau"}}'),
         ("KMO_AUTH_REQUIRED", "perhaps"),
         ("KMO_DATABASE_URL", "kmo.sqlite3"),
+        ("KMO_INBOX_RETENTION_DAYS", "3"),  # shorter than a redelivery may come (R20)
+        ("KMO_ARCHIVE_RETENTION_DAYS", "30"),  # no longer read: said, not silently ignored
     ],
 )
 def test_a_wrong_value_stops_the_worker_naming_the_variable(
@@ -50,6 +52,14 @@ def test_a_wrong_value_stops_the_worker_naming_the_variable(
         config.load()
     assert cli.main(["migrate"]) == 2
     assert variable in capsys.readouterr().err
+
+
+def test_a_retention_window_is_kept_for_good_with_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (config.load().closed_retention_years, config.load().erasure_years) == (10, 5)
+    monkeypatch.setenv("KMO_ERASURE_YEARS", "null")
+    monkeypatch.setenv("KMO_CLOSED_RETENTION_YEARS", "12")
+    settings = config.load()
+    assert (settings.closed_retention_years, settings.erasure_years) == (12, None)
 
 
 def test_a_secret_comes_from_a_file_as_kubernetes_and_docker_hand_it_over(

@@ -40,7 +40,7 @@ def test_the_contracts_import_with_the_workers_runtime_blocked() -> None:
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["10", "18", "urn:kmo:schema:decision.registered:1.0"]
+    assert run.stdout.split() == ["11", "18", "urn:kmo:schema:decision.registered:1.0"]
 
 
 MAILER = """

@@ -397,6 +397,8 @@ def _message_for(trigger: str) -> dict[str, object]:
         return s.withdrawal(KEY)
     if trigger == "stop_order":
         return s.stop_order(KEY)
+    if trigger == "erasure":
+        return s.erasure_request(KEY)
     if trigger.startswith("extension."):
         return s.deadline_extension(KEY, trigger.split(".")[1], D(2027, 1, 31))
     family, result = trigger.split(".")

@@ -121,6 +121,8 @@ class Inbound:
         m.MESSAGES.labels(verdict.type, result.outcome).inc()
         if result.reason:
             m.IGNORED.labels(result.reason).inc()
+        elif result.rule == "R19":
+            m.REGISTRATIONS_ERASED.labels("on_request").inc()
         m.HANDLING_SECONDS.observe(seconds)
         log.info(
             "message_handled",

@@ -9,7 +9,6 @@ signal) finishes the batch in hand and what it committed, then the loop ends.
 
 from __future__ import annotations
 
-import functools
 import gc
 import signal
 import time
@@ -95,10 +94,10 @@ class Loop:
         self.periodic.every(RELAY_EVERY, self.outbound.flush)
         self.periodic.every(BACKLOG_EVERY, lambda: gauges.refresh_backlog(app.store, app.clock))
         self.periodic.every(STATES_EVERY, lambda: gauges.refresh_states(app.store))
-        days = settings.archive_retention_days
-        if days is not None:
-            prune = functools.partial(retention.prune, app.store, app.clock, days)
-            self.periodic.every(retention.EVERY_SECONDS, prune)
+        self.retention = retention.Retention(app)
+        if not app.store.concurrent:  # SQLite: a batch per turn, a pass every so often
+            self.periodic.every(retention.EVERY_SECONDS, self.retention.step)
+            self.periodic.every(retention.TURN_SECONDS, self._retention_step)
         self._keep_alive = periodic.Every(KEEP_ALIVE_EVERY, lambda: None)
 
     @staticmethod
@@ -124,6 +123,18 @@ class Loop:
             log.info("http_listening", port=port, paths=["/metrics", "/healthz", "/readyz"])
 
     def run(self, *, until_idle: bool = False) -> int:
+        if self.app.store.concurrent:
+            self.retention.start()
+        try:
+            self._run(until_idle)
+        finally:
+            self.retention.stop()
+        if self.stopping.signal:
+            log.info("stop_requested", signal=self.stopping.signal)
+        log.info("worker_stopped")
+        return 0
+
+    def _run(self, until_idle: bool) -> None:
         delay = RECONNECT_FIRST_SECONDS
         while not self.stopping.is_set():
             try:
@@ -137,10 +148,6 @@ class Loop:
                 if self.stopping.wait(delay):
                     break
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
-        if self.stopping.signal:
-            log.info("stop_requested", signal=self.stopping.signal)
-        log.info("worker_stopped")
-        return 0
 
     def _session(self, until_idle: bool) -> None:
         settings, topo = self.app.settings, self.app.topology
@@ -223,6 +230,10 @@ class Loop:
     def _connected(self, up: bool) -> None:
         self.health.broker_connected = up
         m.BROKER_CONNECTED.set(1 if up else 0)
+
+    def _retention_step(self) -> None:
+        if self.retention.in_pass:
+            self.retention.step()
 
     def _sweep_due(self) -> int:
         """Timers fired (and registrations rescheduled first, while a pass is due: R18)."""

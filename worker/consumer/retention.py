@@ -1,29 +1,123 @@
-"""Retention of the archive: the bodies of inbound messages older than
-`KMO_ARCHIVE_RETENTION_DAYS` are cleared; what was decided, when and by whom stays, and so does
-every message id (the idempotency key)."""
+"""Retention in the worker (R19, R20): a pass every `EVERY_SECONDS`, batch by batch.
+
+On PostgreSQL the pass runs on a thread of its own, beside the loop: its batches are short
+transactions on rows no message is about (`SKIP LOCKED` passes over any that one holds), so the
+loop never waits for them. SQLite has one writer: there the loop runs one batch per turn, so
+that a message waits for at most one batch.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters.store import port
+from worker.bootstrap import App
 from worker.observability import logs
-from worker.service.clock import Clock
+from worker.observability import metrics as m
+from worker.service import retention
 
-EVERY_SECONDS = 3600.0  # a day's messages at a time, in the quiet of an hour
+EVERY_SECONDS = 600.0  # a pass with nothing to do costs a few index lookups
+TURN_SECONDS = 0.2  # SQLite: between two batches of a pass, one turn of the loop at least
 log = logs.get(__name__)
 
 
-def prune(store: port.Store, clock: Clock, days: int) -> int:
-    """Clear what is older than `days`; the database away is tried again next time."""
-    before = clock.now() - dt.timedelta(days=days)
-    try:
-        cleared = store.prune_archive(before)
-    except SQLAlchemyError as error:
-        log.warning("archive_not_pruned", error=repr(error))
-        return 0
-    if cleared:
-        log.info("archive_pruned", cleared=cleared, handled_before=before.isoformat())
-    return cleared
+class Retention:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.windows = retention.Windows.of(app.settings)
+        self._batches: Iterator[retention.Batch] | None = None
+        self._done: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- PostgreSQL: a thread ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """The batch in hand is finished (committed or rolled back) before this returns."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.run_pass(self._stop.is_set)
+            self._stop.wait(EVERY_SECONDS)
+
+    def run_pass(self, stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+        """A whole pass now (unless `stop` says so between two batches); rows per table."""
+        done: dict[str, int] = {}
+        try:
+            for batch in self.batches():
+                done[batch.table] = done.get(batch.table, 0) + batch.rows
+                if stop():
+                    break
+        except SQLAlchemyError as error:  # the database away: the next pass goes on
+            log.warning("retention_failed", error=repr(error))
+        self.finished(done)
+        return done
+
+    # -- SQLite: a batch per turn of the loop --------------------------------------------------
+
+    def step(self) -> None:
+        """The next batch of the pass under way, or of a new one."""
+        if self._batches is None:
+            self._batches, self._done = self.batches(), {}
+        try:
+            batch = next(self._batches)
+            self._done[batch.table] = self._done.get(batch.table, 0) + batch.rows
+            return
+        except StopIteration:
+            pass
+        except SQLAlchemyError as error:
+            log.warning("retention_failed", error=repr(error))
+        self._batches = None
+        self.finished(self._done)
+
+    @property
+    def in_pass(self) -> bool:
+        return self._batches is not None
+
+    # -- both --------------------------------------------------------------------------------
+
+    def batches(self) -> Iterator[retention.Batch]:
+        """A whole pass, counted in the metrics batch by batch."""
+        app = self.app
+        for batch in retention.batches(
+            app.store, app.envelopes, app.context(), app.clock.now(), self.windows
+        ):
+            if batch.table == "erased":
+                m.REGISTRATIONS_ERASED.labels("on_time").inc(batch.rows)
+            else:
+                m.RETENTION_DELETED.labels(batch.table).inc(batch.rows)
+            yield batch
+
+    def finished(self, done: dict[str, int], *, logged: bool = True) -> None:
+        """Log the pass and refresh the age of the oldest row kept per table."""
+        if logged and any(done.values()):
+            log.info("retention_pass", **done)
+        try:
+            oldest = self.app.store.oldest_kept()
+        except SQLAlchemyError as error:
+            log.warning("retention_gauges_failed", error=repr(error))
+            return
+        now, today = self.app.clock.now(), self.app.clock.today()
+        for table in retention.TABLES:
+            m.RETENTION_OLDEST.labels(table).set(_age(oldest.get(table), now, today))
+
+
+def _age(moment: dt.datetime | dt.date | None, now: dt.datetime, today: dt.date) -> float:
+    if moment is None:
+        return 0.0
+    if isinstance(moment, dt.datetime):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        return max(0.0, (now - aware).total_seconds())
+    return max(0.0, (today - moment).days * 86_400.0)

@@ -132,6 +132,11 @@ class DeadlineExtension(Action):
     until: dt.date
 
 
+class ErasureRequested(Action):
+    """The back office: a closed registration's personal data is erased now (R19), e.g. on the
+    data subject's valid request."""
+
+
 class Retraction(Tolerant):
     """The original publisher or the back office takes back a message sent in error (R17): the
     registration is replayed without it. `reason` is free text and never logged."""
@@ -154,6 +159,7 @@ InboundData = (
     | StopOrder
     | DeadlineExtension
     | Retraction
+    | ErasureRequested
 )
 
 
@@ -184,4 +190,5 @@ INBOUND: dict[str, type[InboundData]] = {
     "registration.stop_ordered": StopOrder,
     "deadline.extended": DeadlineExtension,
     "message.retracted": Retraction,
+    "registration.erasure_requested": ErasureRequested,
 }

@@ -34,6 +34,7 @@ GRANTS: dict[Role, Grant] = {
                 "registration.stop_ordered",
                 "deadline.extended",
                 "message.retracted",
+                "registration.erasure_requested",
             }
         ),
         "the VLAIO back office, broker role `back_office`",

@@ -4,7 +4,7 @@ moves a deadline. Each is a row family of the transition table, like the rules o
 from __future__ import annotations
 
 from worker.contracts.common import State
-from worker.contracts.inbound import DeadlineExtension, StopOrder, Withdrawal
+from worker.contracts.inbound import DeadlineExtension, ErasureRequested, StopOrder, Withdrawal
 from worker.contracts.outbound import DeadlineExtended, Stopped, Withdrawn
 from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message, Outcome, enter, event, ignored
@@ -61,3 +61,18 @@ def extend(registration: Registration, message: Message, ctx: Context) -> Outcom
     )
     note = f"{data.deadline} deadline {previous} -> {data.until}"
     return Outcome(moved, (decision,), "R16", note)
+
+
+def erase_on_request(registration: Registration, message: Message, ctx: Context) -> Outcome:
+    """R19: the back office asks that a closed registration's personal data be erased now (a
+    live one is not in the table: `registration_live`)."""
+    assert isinstance(message.data, ErasureRequested)
+    return erase(registration, ctx)
+
+
+def erase(registration: Registration, ctx: Context) -> Outcome:
+    """R19: a closed registration's personal data erased; its state, dates and decisions stay.
+    The shell erases the same data wherever else the database holds it, in the same
+    transaction."""
+    erased = registration.model_copy(update={"recipient": None, "erased_on": ctx.today})
+    return Outcome(erased, (), "R19", "personal data erased")

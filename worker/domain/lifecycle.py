@@ -17,6 +17,7 @@ from worker.contracts.inbound import (
     BureauChanged,
     DeadlineExtension,
     DeclarationReceived,
+    ErasureRequested,
     InboundData,
     ReactionReceived,
     RegistrationRequested,
@@ -86,6 +87,8 @@ TABLE: dict[tuple[State, str], Rule] = {
     # R16: the back office moves a deadline the registration waits for.
     **{(state, "extension.follow_up"): actions.extend for state in actions.FOLLOW_UP_HELD},
     **{(state, "extension.reaction"): actions.extend for state in actions.REACTION_HELD},
+    # R19: the personal data of a closed registration erased at the back office's request.
+    **{(state, "erasure"): actions.erase_on_request for state in TERMINAL},
 }
 # R13: where a reaction or an audit must come from the bureau of record.
 OF_RECORD = frozenset(
@@ -118,6 +121,7 @@ TRIGGERS = (
     "stop_order",
     "extension.follow_up",
     "extension.reaction",
+    "erasure",
 )  # and "retraction", which `replay.retract` decides with the registration's life (R17)
 # Why a message the table does not allow in a state changes nothing, where `<family>_not_awaited`
 # would not say it plainly.
@@ -125,6 +129,7 @@ NOT_AWAITED = {
     "extension.follow_up": "no_follow_up_deadline",
     "extension.reaction": "no_reaction_deadline",
     "stop_order": "not_registered",
+    "erasure": "registration_live",
 }
 
 
@@ -148,6 +153,8 @@ def trigger(data: InboundData) -> str:
         return f"extension.{data.deadline}"
     if isinstance(data, Retraction):
         return "retraction"
+    if isinstance(data, ErasureRequested):
+        return "erasure"
     assert isinstance(data, ApprovalGranted)
     return "approval"
 
@@ -185,9 +192,9 @@ def decide(
     data = message.data
     if isinstance(data, AuditReported) and data.report_id in registration.reports_seen:
         return ignored(registration, key, message, "duplicate_report")
-    if registration.state in TERMINAL:
-        return ignored(registration, key, message, "registration_closed")
     rule = TABLE.get((registration.state, name))
+    if registration.state in TERMINAL and rule is None:
+        return ignored(registration, key, message, "registration_closed")
     if rule is None:
         reason = NOT_AWAITED.get(name, name.split(".")[0] + "_not_awaited")
         return ignored(registration, key, message, reason)

@@ -47,6 +47,9 @@ class Registration(BaseModel):
     failed_report_id: str | None = None
     reports_seen: tuple[str, ...] = ()
     bureau: str | None = None  # the audit bureau of record (R13); None: none known yet
+    # R19: the business date its personal data was last erased (kept across cycles: the
+    # archive of the cycles before it stays erased, so the life can no longer be replayed).
+    erased_on: dt.date | None = None
 
     @property
     def is_live(self) -> bool:

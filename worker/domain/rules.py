@@ -103,6 +103,13 @@ RULES: dict[str, Rule] = {
         "Interpretation: the notices of R9 follow KMO_NOTICE_OFFSETS as it is now; a changed "
         "setting reaches the pending timers of every live registration.",
     ),
+    "R19": Rule(
+        "personal data erased",
+        "GDPR art. 5(1)(e) and 17. Interpretation: a closed registration's contact e-mail, "
+        "IBAN, the requester's national or BIS number and the declaration's signatory are "
+        "erased KMO_ERASURE_YEARS after it closed, or at once at the back office's request; "
+        "states, dates, decisions and reasons stay.",
+    ),
 }
 
 # What a pending timer will do when it comes due, for `explain`'s "what comes next".

@@ -74,6 +74,7 @@ def request(
         starter=data.starter,
         recipient=data.contact,
         reports_seen=registration.reports_seen if registration else (),
+        erased_on=registration.erased_on if registration else None,
     )
     if reason:
         return Outcome(fresh, (event(Refused, fresh, reason=reason),), "eligibility", reason)

@@ -1,4 +1,4 @@
-"""`kmo-worker act`: the back office's and the desk's acts on a case (R14-R17) as messages,
+"""`kmo-worker act`: the back office's and the desk's acts on a case (R14-R17, R19) as messages,
 shown first as the worker would decide them (the same pure core), then published unless
 `--dry-run`. `kmo-worker publish --dry-run` shows any message file the same way."""
 
@@ -21,6 +21,7 @@ ACTS = {  # subcommand -> (message type, CloudEvents source, role that publishes
     "stop": ("registration.stop_ordered", "urn:kmo:back-office", "back_office"),
     "extend": ("deadline.extended", "urn:kmo:back-office", "back_office"),
     "retract": ("message.retracted", "urn:kmo:back-office", "back_office"),
+    "erase": ("registration.erasure_requested", "urn:kmo:back-office", "back_office"),
 }
 # What every event says; the preview shows the rest.
 COMMON = frozenset({"registration", "recipient", "registration_number", "state", "notify"})

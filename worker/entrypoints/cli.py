@@ -32,6 +32,7 @@ from worker.entrypoints import (
     replay,
     report,
     reschedule,
+    retention,
 )
 from worker.service.clock import Clock
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "explain": lambda app, args: explain.explain(app, args),
         "act": _act,
         "reschedule": lambda app, args: reschedule.run(app, args),
+        "retention": lambda app, args: retention.run(app, args),
         "replay": lambda app, args: replay.run(app, args),
         "dead-letters": _dead_letters,
     }[args.command]
@@ -82,8 +84,10 @@ EXAMPLES = {
     "extend": "kmo-worker act extend DV.A000123 --deadline follow_up --until 2027-09-30"
     " --actor jdoe --reason 'appeal granted' --reference VLAIO/2",
     "retract": "kmo-worker act retract DV.O000001 --message-id 5f0c-... --reason 'wrong provider'",
+    "erase": "kmo-worker act erase DV.O000001 --actor dpo3 --reason 'art. 17' --reference D/42",
     "what-if": "KMO_NOTICE_OFFSETS='{\"expiring\": [60]}' kmo-worker replay --what-if --json",
     "reschedule": "KMO_NOTICE_OFFSETS='{\"expiring\": [60]}' kmo-worker reschedule --dry-run",
+    "retention": "KMO_ERASURE_YEARS=5 kmo-worker retention --json",
     "dead-letters": "kmo-worker dead-letters replay --reason processing_failed",
     "list": "kmo-worker dead-letters list --limit 50",
     "replay": "kmo-worker dead-letters replay --id 5f0c-... --user kmo-operator",
@@ -130,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     for reading in (found, explained):
         reading.add_argument("--today", type=dt.date.fromisoformat, help="the business date")
     acting = _command(
-        commands, "act", "withdraw, stop, extend a deadline or retract a message, as a message"
+        commands,
+        "act",
+        "withdraw, stop, extend a deadline, retract a message or erase personal data, as a message",
     )
     acts = acting.add_subparsers(dest="act", required=True)
     for name, about in (
@@ -138,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         ("stop", "VLAIO stops a registration (R15, the back office)"),
         ("extend", "move a follow-up or reaction deadline later (R16, the back office)"),
         ("retract", "take back a message sent in error and correct the case (R17)"),
+        ("erase", "erase a closed registration's personal data now (R19, the back office)"),
     ):
         acting_now = _command(acts, name, about)
         act.add_arguments(acting_now, name)
@@ -146,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
         commands, "reschedule", "make live registrations' timers follow the settings (R18)"
     )
     reschedule.add_arguments(rescheduling)
+    retention.add_arguments(
+        _command(commands, "retention", "erase and delete what has outlived its window now")
+    )
     replaying_lives = _command(
         commands,
         "replay",

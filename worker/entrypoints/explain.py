@@ -89,6 +89,8 @@ def render(story: dict[str, Any]) -> str:
     for name, label in (("follow_up_deadline", "follow-up by"), ("reaction_deadline", "react by")):
         if r[name]:
             lines.append(f"  {label} {r[name]}")
+    if r["erased_on"]:
+        lines.append(f"  personal data erased on {r['erased_on']} [R19]")
     lines += ["", "What happened"]
     for change in story["changes"]:
         lines += _change_lines(change)
@@ -118,6 +120,8 @@ def _change_lines(change: dict[str, Any]) -> list[str]:
     lines = [f"  {change['business_date']}  {before} → {change['to_state']}  {rule}"]
     if cause["kind"] == "timer":
         lines.append(f"      by the timer {cause['type']}")
+    elif cause["kind"] == "retention":
+        lines.append("      by retention, KMO_ERASURE_YEARS after the registration closed")
     else:
         lines.append(f"      by {cause['type']} {cause['id']}{_by(cause)}")
     for name in ("actor", "reason", "reference"):

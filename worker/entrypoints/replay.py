@@ -138,9 +138,9 @@ def _plain(value: Any) -> str:
 
 
 def _summary(totals: what_if.Totals, shown: int) -> str:
-    differ = totals.registrations - totals.same
+    differ = totals.registrations - totals.same - totals.erased
     return (
         f"{totals.registrations} registrations replayed: {totals.same} the same, {differ} differ"
         f" (state or dates {totals.fields}, events {totals.events}, timers {totals.timers},"
-        f" not replayable {totals.unreplayable}); {shown} shown"
+        f" not replayable {totals.unreplayable}), {totals.erased} erased (R19); {shown} shown"
     )

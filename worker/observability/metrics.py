@@ -98,3 +98,22 @@ LAST_PUBLISH = Gauge(
     "Unix time of the last event the broker confirmed.",
     registry=REGISTRY,
 )
+RETENTION_DELETED = Counter(
+    "kmo_retention_deleted_rows_total",
+    "Rows retention deleted past their window, by table (R20).",
+    ["table"],
+    registry=REGISTRY,
+)
+RETENTION_OLDEST = Gauge(
+    "kmo_retention_oldest_kept_seconds",
+    "Age of the oldest row retention may delete and still keeps, by table (R20; history: the "
+    "longest-closed registration whose life is kept).",
+    ["table"],
+    registry=REGISTRY,
+)
+REGISTRATIONS_ERASED = Counter(
+    "kmo_registrations_erased_total",
+    "Registrations whose personal data was erased (R19), on_request or on_time.",
+    ["cause"],
+    registry=REGISTRY,
+)

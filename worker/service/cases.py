@@ -63,6 +63,7 @@ def summary(registration: Registration) -> dict[str, Any]:
         "follow_up_deadline": _iso(registration.follow_up_deadline),
         "reaction_deadline": _iso(registration.reaction_deadline),
         "declaration_on": _iso(registration.declaration_on),
+        "erased_on": _iso(registration.erased_on),
     }
 
 
@@ -76,8 +77,10 @@ def _change(
 ) -> dict[str, Any]:
     rule = rules.describe(row["rule"])
     timer = row["cause_type"].startswith(schedule.TIMED)
-    cause = {"kind": "timer" if timer else "message", "type": row["cause_type"]}
-    if not timer:
+    on_time = row["cause_type"] == lives.ERASED_ON_TIME
+    kind = "timer" if timer else "retention" if on_time else "message"
+    cause = {"kind": kind, "type": row["cause_type"]}
+    if kind == "message":
         cause["id"] = row["cause_id"]
     for name in ("publisher", "bureau", "actor", "reason", "reference"):
         if row.get(name):

@@ -15,9 +15,16 @@ from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message, Outcome, ignored
 from worker.domain.replay import Step
 
+ERASED_ON_TIME = "retention.erasure"  # the cause of an erasure KMO_ERASURE_YEARS after closing
+ERASURES = frozenset({"registration.erasure_requested", ERASED_ON_TIME})
+
 
 class ArchiveIncompleteError(Exception):
     """A message of the life is no longer archived with its body: the life cannot be replayed."""
+
+
+class LifeErasedError(ArchiveIncompleteError):
+    """The life's personal data was erased (R19): its messages no longer say what they said."""
 
 
 def steps(life: Sequence[port.Lived]) -> list[Step]:
@@ -25,6 +32,8 @@ def steps(life: Sequence[port.Lived]) -> list[Step]:
 
 
 def _step(row: port.Lived) -> Step:
+    if row.cause_type in ERASURES:
+        raise LifeErasedError(row.cause_id)
     if row.cause_type.startswith(schedule.TIMED):
         return Step(row.business_date, schedule.from_cause_id(row.cause_id), row.events)
     if row.body is None:
@@ -50,6 +59,8 @@ def retract(
         return replay.retract(registration, list(since), message, ctx)
     try:
         stored = steps(tx.life(registration_id)) if registration_id is not None else []
+    except LifeErasedError:
+        return ignored(registration, registration.key, message, "personal_data_erased")
     except ArchiveIncompleteError:
         return ignored(registration, registration.key, message, "archive_incomplete")
     owner = tx.archived_for(data.retracted_id)

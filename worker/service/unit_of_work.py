@@ -19,7 +19,7 @@ from worker.contracts import inbound
 from worker.contracts.common import Key
 from worker.contracts.envelope import Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
-from worker.domain import lifecycle, replay, schedule
+from worker.domain import actions, lifecycle, replay, schedule
 from worker.domain.identifiers import normalise_enterprise_number as normalise
 from worker.domain.model import Context, Registration
 from worker.domain.outcome import Message, Outcome
@@ -69,6 +69,23 @@ def handle_messages(
     return Committed(results, work.events)
 
 
+def erase_closed(
+    tx: port.Transaction,
+    wrap: envelopes.Envelopes,
+    registrations: Sequence[port.Stored],
+    ctx: Context,
+    now: dt.datetime,
+) -> Committed:
+    """R19 on time: closed registrations (locked by the caller) erased, in the caller's
+    transaction."""
+    work = UnitOfWork(tx, wrap, ctx, now)
+    for stored in registrations:
+        work._keep(port.key_tuple(stored.registration.key), stored)
+    results = [work.erase(stored.id) for stored in registrations]
+    work.write()
+    return Committed(results, work.events)
+
+
 def fire_timers(
     tx: port.Transaction,
     wrap: envelopes.Envelopes,
@@ -85,6 +102,21 @@ def fire_timers(
 
 
 NO_ACT = inbound.Act()
+
+
+def _erased(slot: _Slot) -> bool:
+    """R19: the core erased the registration's personal data in this transaction."""
+    now, read = slot.current, slot.read
+    return now is not None and read is not None and now.erased_on != read.erased_on
+
+
+def _erasure(slot: _Slot) -> port.Erasure:
+    assert slot.id is not None
+    assert slot.read is not None
+    assert slot.current is not None
+    recipient = slot.read.recipient
+    values = frozenset({recipient.email} if recipient else ())
+    return port.Erasure(slot.id, port.key_tuple(slot.current.key), values)
 
 
 @dataclass(frozen=True)
@@ -212,6 +244,13 @@ class UnitOfWork:
         cause = _Cause(f"{slot.current.number}:{due.timer.cause_id}", due.timer.kind)
         return self._record(slot, outcome, cause)
 
+    def erase(self, registration_id: int) -> Result:
+        slot = self._by_id[registration_id]
+        assert slot.current is not None
+        outcome = actions.erase(slot.current, self.ctx)
+        cause = _Cause(f"{slot.current.number}:{lives.ERASED_ON_TIME}", lives.ERASED_ON_TIME)
+        return self._record(slot, outcome, cause)
+
     def _record(
         self, slot: _Slot, outcome: Outcome, cause: _Cause, *, always: bool = False
     ) -> Result:
@@ -276,4 +315,5 @@ class UnitOfWork:
             ]
             writes.add += [(slot.id, timer) for timer in wants - had]
         writes.history = [{**row, "registration_id": s.id} for s in slots for row in s.history]
+        writes.erase = [_erasure(s) for s in changed if _erased(s)]
         self.tx.write(writes, self.now)

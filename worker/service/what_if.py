@@ -28,12 +28,15 @@ class Verdict:
 
     registration_number: str
     replayable: bool = True
+    erased: bool = False  # its personal data was erased (R19): not replayable, as it should be
     fields: dict[str, list[Any]] = field(default_factory=dict)  # name: [decided, now]
     events: list[dict[str, Any]] = field(default_factory=list)  # steps whose events differ
     timers: dict[str, list[str]] = field(default_factory=dict)  # cancelled / added
 
     @property
     def differs(self) -> bool:
+        if self.erased:
+            return False
         return not self.replayable or bool(self.fields or self.events or self.timers)
 
 
@@ -45,6 +48,7 @@ class Totals:
     events: int = 0
     timers: int = 0
     unreplayable: int = 0
+    erased: int = 0
 
     def __iadd__(self, other: Totals) -> Totals:
         for name, value in vars(other).items():
@@ -53,11 +57,12 @@ class Totals:
 
     def count(self, verdict: Verdict) -> None:
         self.registrations += 1
-        self.same += not verdict.differs
+        self.same += not verdict.differs and not verdict.erased
         self.fields += bool(verdict.fields)
         self.events += bool(verdict.events)
         self.timers += bool(verdict.timers)
-        self.unreplayable += not verdict.replayable
+        self.unreplayable += not verdict.replayable and not verdict.erased
+        self.erased += verdict.erased
 
 
 def verdicts(
@@ -81,6 +86,9 @@ def judge(life: port.Life, ctx: Context) -> Verdict:
     verdict = Verdict(decided.number)
     try:
         steps = lives.steps(life.lived)
+    except lives.LifeErasedError:
+        verdict.replayable, verdict.erased = False, True
+        return verdict
     except lives.ArchiveIncompleteError:
         verdict.replayable = False
         return verdict

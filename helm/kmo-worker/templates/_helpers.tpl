@@ -50,12 +50,38 @@ env:
     value: /run/secrets/kmo/KMO_BROKER_URL
   - name: KMO_DATABASE_URL_FILE
     value: /run/secrets/kmo/KMO_DATABASE_URL
+{{- with .Values.brokerTls }}
+{{- if .secretName }}
+  - name: KMO_BROKER_CA_FILE
+    value: /run/secrets/kmo-broker-tls/ca.crt
+{{- if .clientCertificate }}
+  - name: KMO_BROKER_CERT_FILE
+    value: /run/secrets/kmo-broker-tls/tls.crt
+  - name: KMO_BROKER_KEY_FILE
+    value: /run/secrets/kmo-broker-tls/tls.key
+{{- end }}
+{{- if .external }}
+  - name: KMO_BROKER_TLS_EXTERNAL
+    value: "true"
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "kmo-worker.secretMount" -}}
 - name: secrets
   mountPath: /run/secrets/kmo
   readOnly: true
+{{- if .Values.brokerTls.secretName }}
+- name: broker-tls
+  mountPath: /run/secrets/kmo-broker-tls
+  readOnly: true
+{{- end }}
+{{- if .Values.databaseTls.secretName }}
+- name: database-tls
+  mountPath: /run/secrets/kmo-database-tls
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "kmo-worker.secretVolume" -}}
@@ -63,6 +89,18 @@ env:
   secret:
     secretName: {{ .secretName }}
     defaultMode: 0440
+{{- with .Values.brokerTls.secretName }}
+- name: broker-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+{{- end }}
+{{- with .Values.databaseTls.secretName }}
+- name: database-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+{{- end }}
 {{- end -}}
 
 {{- define "kmo-worker.containerSecurity" -}}

@@ -20,7 +20,6 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
-    update,
 )
 
 from worker.adapters.store import port
@@ -209,16 +208,6 @@ class CaseQueries:
     def record_dead_letter(self, row: Mapping[str, Any]) -> None:
         with self.engine.begin() as db:
             db.execute(insert(t.dead_letters).values(**row))
-
-    def prune_archive(self, handled_before: dt.datetime) -> int:
-        c = t.inbox.c
-        statement = (
-            update(t.inbox)
-            .where(c.body.is_not(None), c.handled_at < handled_before)
-            .values(body=None)
-        )
-        with self.engine.begin() as db:
-            return int(db.execute(statement).rowcount)
 
 
 def _rows(db: Connection, query: Any) -> list[dict[str, Any]]:

@@ -14,11 +14,13 @@ import orjson
 
 from worker.domain.model import Registration
 
-VERSION = 1  # raise with a change of `Registration`'s shape, and add its upcaster below
+VERSION = 2  # raise with a change of `Registration`'s shape, and add its upcaster below
 FIELD = "document_version"
 # From version n to n + 1, on the parsed document (a test holds the chain to the fixtures of
 # tests/fixtures/documents/, written by the release before each change).
-UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPCASTERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: lambda document: {**document, "erased_on": None},  # 2: R19, nothing erased yet
+}
 _LEADING = re.compile(r'\{"document_version": ?(\d+)')
 
 
@@ -35,9 +37,13 @@ def load(text: str) -> Registration:
     found = _LEADING.match(text)
     if (int(found[1]) if found else 1) == VERSION:
         return Registration.model_validate_json(text)  # the key itself is ignored by the model
-    document = orjson.loads(text)
+    return Registration.model_validate(upcast(orjson.loads(text)))
+
+
+def upcast(document: dict[str, Any]) -> dict[str, Any]:
+    """A parsed document of any version in the current shape, without its version."""
     version = int(document.pop(FIELD, 1))
     while version < VERSION:
         document = UPCASTERS[version](document)
         version += 1
-    return Registration.model_validate(document)
+    return document

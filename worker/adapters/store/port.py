@@ -30,11 +30,15 @@ def key_tuple(key: Key) -> KeyTuple:
     return (key.enterprise_number, unit.kind, department, key.service)
 
 
-CASE_COLUMNS = ("bureau", "cycle", "period_end", "follow_up_deadline", "reaction_deadline")
+CASE_COLUMNS = (
+    *("bureau", "cycle", "period_end", "follow_up_deadline", "reaction_deadline"),
+    *("terminal_since", "erased_on"),
+)
 
 
 def columns(registration: Registration) -> dict[str, Any]:
-    """What `find` filters on, as columns beside the document (each store writes them)."""
+    """What `find` filters on and retention selects by (R19, R20), as columns beside the
+    document (each store writes them)."""
     period = registration.period
     return {
         "bureau": registration.bureau,
@@ -42,6 +46,8 @@ def columns(registration: Registration) -> dict[str, Any]:
         "period_end": period.end if period else None,
         "follow_up_deadline": registration.follow_up_deadline,
         "reaction_deadline": registration.reaction_deadline,
+        "terminal_since": None if registration.is_live else registration.state_since,
+        "erased_on": registration.erased_on,
     }
 
 
@@ -115,6 +121,23 @@ class Applying:
     after_id: int
 
 
+class Erasure(NamedTuple):
+    """R19: a registration whose personal data is erased in this transaction, and the values
+    known to be its (the core has already taken them out of its document)."""
+
+    registration_id: int
+    key: KeyTuple
+    values: frozenset[str]
+
+
+class Pruned(NamedTuple):
+    """A batch of a pass from a table's head: rows deleted, and where the next batch starts
+    (None: the pass is done)."""
+
+    rows: int
+    after: int | None
+
+
 @dataclass
 class Writes:
     """Everything one transaction writes, handed over at once."""
@@ -128,6 +151,7 @@ class Writes:
     outbox: list[Outgoing] = field(default_factory=list)
     inbox: list[dict[str, Any]] = field(default_factory=list)
     returned: dict[str, int] = field(default_factory=dict)  # numbers drawn but not used
+    erase: list[Erasure] = field(default_factory=list)  # after everything else (R19)
 
 
 class Transaction(Protocol):
@@ -161,6 +185,9 @@ class Transaction(Protocol):
 
     def archived_for(self, message_id: str) -> int | None:
         """The registration an archived message is about (None: none, or not archived)."""
+
+    def claim_to_erase(self, closed_by: dt.date, limit: int) -> list[Stored]:
+        """Registrations closed on or before that day and not erased since, locked until commit."""
 
     def timer_settings(self) -> Applying | None:
         """Locked until commit; None while another transaction holds it."""
@@ -280,8 +307,25 @@ class Store(Protocol):
     def record_dead_letter(self, row: Mapping[str, Any]) -> None:
         """What was dead-lettered, for `explain` (the message stays on the queue)."""
 
-    def prune_archive(self, handled_before: dt.datetime) -> int:
-        """Clear the bodies of messages handled before then; how many were cleared."""
+    # -- retention (R20): each call one short transaction, a batch of at most `limit` ----------
+
+    def prune_unattached(self, handled_before: dt.datetime, limit: int) -> int:
+        """Inbox ids of messages about no registration handled before then; rows deleted."""
+
+    def prune_fired(self, deadline_before: dt.date, limit: int) -> int:
+        """Fired timers whose deadline came before that day; rows deleted."""
+
+    def prune_sent(self, sent_before: dt.datetime, after: int, limit: int) -> Pruned:
+        """Published events, from the outbox's head (ids above `after`)."""
+
+    def prune_dead_letters(self, before: dt.datetime, after: int, limit: int) -> Pruned: ...
+
+    def prune_closed(self, closed_by: dt.date, today: dt.date, limit: int) -> tuple[int, int]:
+        """History, archive and timers of registrations closed on or before that day: how many
+        registrations, and rows deleted."""
+
+    def oldest_kept(self) -> dict[str, dt.datetime | dt.date | None]:
+        """Per table, the time of the oldest row retention may delete and still keeps."""
 
     def history_of(self, registration_id: int) -> list[dict[str, object]]: ...
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, select, text
 
-from worker.adapters.store import documents, port, sql
+from worker.adapters.store import documents, erasure, port, sql
 from worker.adapters.store import postgres_sql as q
 from worker.adapters.store import tables as t
 from worker.adapters.store.rows import DOCUMENT, stored
@@ -117,12 +117,12 @@ class PostgresTransaction(sql.SqlTransaction):
         if self._sent:
             parts.append(q.SENT)
             params["sent"] = self._take_sent()
-        if not parts:
-            return
-        statement = q.write_statement(parts, counts_changed=bool(writes.changed))
-        if _unprepared(self.db, statement, params) != len(writes.changed):
-            numbers = ", ".join(r.number for _, _, r in writes.changed)
-            raise port.StaleRegistrationError(numbers)
+        if parts:
+            statement = q.write_statement(parts, counts_changed=bool(writes.changed))
+            if _unprepared(self.db, statement, params) != len(writes.changed):
+                numbers = ", ".join(r.number for _, _, r in writes.changed)
+                raise port.StaleRegistrationError(numbers)
+        erasure.erase(self.db, writes.erase)  # rare: its own statements, after the rows it reads
 
 
 def _parts(w: port.Writes, now: dt.datetime) -> tuple[list[str], dict[str, Any]]:

@@ -63,10 +63,12 @@ MARK_SENT = (
     " WHERE event_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:sent AS json))))"
 )
 
-# The columns `find` filters on (`port.columns`), as every registration row carries them.
+# The columns `find` filters on and retention selects by (`port.columns`), as every
+# registration row carries them.
 CASE_COLUMNS = ", ".join(port.CASE_COLUMNS)
-CASE_TYPES = "bureau text, cycle integer, period_end date, follow_up_deadline date,"
-CASE_TYPES += " reaction_deadline date"
+_TYPES = {"bureau": "text", "cycle": "integer"}
+CASE_TYPES = ", ".join(f"{name} {_TYPES.get(name, 'date')}" for name in port.CASE_COLUMNS)
+CASE_SET = ", ".join(f"{name} = v.{name}" for name in port.CASE_COLUMNS)
 
 INSERTED = f"""r AS (
   INSERT INTO registrations (id, enterprise_number, unit_kind, department_id, service,
@@ -88,8 +90,7 @@ SENT = f"s AS ({MARK_SENT} RETURNING id)"
 
 CHANGED = f"""u AS (
   UPDATE registrations SET state = v.state, version = v.version + 1, document = v.document,
-    updated_at = :now, bureau = v.bureau, cycle = v.cycle, period_end = v.period_end,
-    follow_up_deadline = v.follow_up_deadline, reaction_deadline = v.reaction_deadline
+    updated_at = :now, {CASE_SET}
   FROM json_to_recordset(CAST(:changed AS json))
     AS v(id bigint, version integer, state text, document json, {CASE_TYPES})
   WHERE registrations.id = ANY(CAST(:changed_ids AS bigint[]))

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters.store import lives, port
+from worker.adapters.store import lives, port, retention
 from worker.adapters.store import tables as t
 from worker.adapters.store.cases import CaseQueries
 from worker.adapters.store.rows import DOCUMENT, stored
@@ -48,6 +48,9 @@ class SqlTransaction:
 
     def archived_for(self, message_id: str) -> int | None:
         return lives.registration_of(self.db, message_id)
+
+    def claim_to_erase(self, closed_before: dt.date, limit: int) -> list[port.Stored]:
+        return retention.claim_to_erase(self.db, closed_before, limit)
 
     # -- R18: the pending timers follow the settings ------------------------------------------
 
@@ -117,7 +120,7 @@ class SqlTransaction:
             self.db.execute(insert(t.outbox), rows)
 
 
-class SqlStore(CaseQueries, lives.LifeQueries):
+class SqlStore(CaseQueries, lives.LifeQueries, retention.RetentionQueries):
     """A store on a SQLAlchemy engine; subclasses name their transaction class."""
 
     concurrent = False

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from worker.adapters.store import documents, port, sql
+from worker.adapters.store import documents, erasure, port, sql
 from worker.adapters.store import tables as t
 from worker.adapters.store.rows import DOCUMENT, stored
 from worker.contracts.envelope import Outgoing
@@ -163,6 +163,7 @@ class SqliteTransaction(sql.SqlTransaction):
                 .where(counter.c.service == service)
                 .values(last_value=counter.c.last_value - count)
             )
+        erasure.erase(self.db, writes.erase)
 
     def _insert(self, inserted: Sequence[tuple[int, Registration]], now: dt.datetime) -> None:
         if not inserted:

@@ -27,6 +27,11 @@ metadata = MetaData(
 )
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
+# Closed, and not erased (pruned) since it closed: the predicates of the two partial indexes,
+# which retention's queries repeat word for word so that the planner uses them.
+TO_ERASE = "terminal_since IS NOT NULL AND (erased_on IS NULL OR erased_on < terminal_since)"
+TO_PRUNE = "terminal_since IS NOT NULL AND (pruned_on IS NULL OR pruned_on < terminal_since)"
+
 registrations = Table(
     "registrations",
     metadata,
@@ -46,6 +51,11 @@ registrations = Table(
     Column("period_end", Date),
     Column("follow_up_deadline", Date),
     Column("reaction_deadline", Date),
+    # Retention (R19, R20): since when it is closed (null while it lives), when its personal data
+    # was erased (from the document), and when its history and archive were deleted.
+    Column("terminal_since", Date),
+    Column("erased_on", Date),
+    Column("pruned_on", Date),
     UniqueConstraint("enterprise_number", "unit_kind", "department_id", "service"),
     # Each filter of `find` with its order (registration number, or the date, then the number),
     # so that a page of a filter is an index range, whatever the table's size. Partial where most
@@ -66,6 +76,18 @@ registrations = Table(
             ("follow_up_deadline", "follow_up_deadline IS NOT NULL"),
             ("reaction_deadline", "reaction_deadline IS NOT NULL"),
         )
+    ),
+    # What retention has still to do, in the order it does it: each index holds the closed
+    # registrations not yet erased (or pruned) since they last closed, and nothing else.
+    *(
+        Index(
+            f"ix_registrations_{name}",
+            "terminal_since",
+            "id",
+            postgresql_where=text(where),
+            sqlite_where=text(where),
+        )
+        for name, where in (("to_erase", TO_ERASE), ("to_prune", TO_PRUNE))
     ),
     Index(
         "ix_registrations_department_number",
@@ -123,7 +145,15 @@ inbox = Table(
     Column("routing_key", String(200)),
     Column("publisher", String(200)),
     Column("reason", String(60)),  # why it was ignored (R11)
-    Column("body", Text),  # null: stored before the archive, or cleared by retention
+    Column("body", Text),  # null: stored before the archive
+    # Retention (R20): the ids of messages about no registration go after KMO_INBOX_RETENTION_DAYS;
+    # the rest stay as long as their registration's life.
+    Index(
+        "ix_inbox_unattached",
+        "handled_at",
+        postgresql_where=text("registration_id IS NULL"),
+        sqlite_where=text("registration_id IS NULL"),
+    ),
 )
 
 # What was dead-lettered, so that `explain` can show it beside the registration it names; the
@@ -178,6 +208,14 @@ timers = Table(
         "id",
         postgresql_where=text("fired_at IS NULL"),
         sqlite_where=text("fired_at IS NULL"),
+    ),
+    # Retention (R20): fired timers go KMO_TIMER_RETENTION_DAYS after their deadline.
+    Index(
+        "ix_timers_fired",
+        "deadline",
+        "id",
+        postgresql_where=text("fired_at IS NOT NULL"),
+        sqlite_where=text("fired_at IS NOT NULL"),
     ),
 )
 
