@@ -5,9 +5,12 @@ and refuses a server whose certificate another CA signed or whose name is not th
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import ssl
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,8 @@ PORT = 5671
 
 
 MUTUAL_PORT = 5673  # a second listener, which asks for the client's certificate
+EXTERNAL_USER = "kmo-worker-external"  # a broker user with no password: its certificate logs in
+PLUGIN = "rabbitmq_auth_mechanism_ssl"
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +40,15 @@ def tls_listener() -> Iterator[Path]:
     ca = trustme.CA()
     server = ca.issue_cert("localhost")  # not 127.0.0.1: a name the test can get wrong
     client = ca.issue_cert("kmo-worker")
+    external = ca.issue_cert(EXTERNAL_USER, common_name=EXTERNAL_USER)  # the login is its name
     files = {
         "ca.pem": ca.cert_pem,
         "server.pem": server.cert_chain_pems[0],
         "server.key": server.private_key_pem,
         "client.pem": client.cert_chain_pems[0],
         "client.key": client.private_key_pem,
+        "external.pem": external.cert_chain_pems[0],
+        "external.key": external.private_key_pem,
     }
     for name, blob in files.items():
         blob.write_to_path(str(folder / name))
@@ -61,12 +69,15 @@ def tls_listener() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _connect(url: str, ca: Path, client: Path | None = None) -> None:
+def _connect(
+    url: str, ca: Path, client: Path | None = None, *, as_: str = "client", external: bool = False
+) -> None:
     settings = config.Settings(
         broker_url=url,
         broker_ca_file=ca,
-        broker_cert_file=client and client / "client.pem",
-        broker_key_file=client and client / "client.key",
+        broker_cert_file=client and client / f"{as_}.pem",
+        broker_key_file=client and client / f"{as_}.key",
+        broker_tls_external=external,
         heartbeat_seconds=0,
     )
     connection = broker.connect(settings)
@@ -106,3 +117,61 @@ def test_mutual_tls_the_worker_shows_its_certificate_and_without_one_is_refused(
     _connect(url, tls_listener / "ca.pem", client=tls_listener)
     with pytest.raises(Exception):  # noqa: B017, PT011 - the server ends the handshake
         _connect(url, tls_listener / "ca.pem")
+
+
+@pytest.fixture
+def external_login(tls_listener: Path) -> Iterator[None]:
+    """RabbitMQ takes a client certificate as the login (SASL EXTERNAL): its plugin enabled,
+    the mechanism offered, the certificate's common name as the user name, a user of that name
+    without a password. All put back afterwards, whatever happens."""
+    enabled = (
+        PLUGIN
+        in subprocess.run(
+            ["rabbitmq-plugins", "-q", "list", "-e", PLUGIN], capture_output=True, text=True
+        ).stdout
+    )
+    settings = {
+        name: rabbitmqctl("eval", f"application:get_env(rabbit, {name}).").strip()
+        for name in ("auth_mechanisms", "ssl_cert_login_from", "ssl_options")
+    }
+    try:
+        if not enabled:
+            subprocess.run(["rabbitmq-plugins", "-q", "enable", PLUGIN], check=True, timeout=120)
+        rabbitmqctl(
+            "eval", "application:set_env(rabbit, auth_mechanisms, ['PLAIN','AMQPLAIN','EXTERNAL'])."
+        )
+        rabbitmqctl("eval", "application:set_env(rabbit, ssl_cert_login_from, common_name).")
+        # The mechanism trusts a certificate only where the broker's TLS settings verify peers
+        # (it reads them, not the listener's): say so, as a broker set up for it would.
+        rabbitmqctl(
+            "eval",
+            "application:set_env(rabbit, ssl_options, "
+            "[{verify, verify_peer}, {fail_if_no_peer_cert, true}]).",
+        )
+        rabbitmqctl("add_user", EXTERNAL_USER, secrets.token_hex(16))
+        rabbitmqctl("clear_password", EXTERNAL_USER)
+        rabbitmqctl("set_permissions", "-p", "/", EXTERNAL_USER, ".*", ".*", ".*")
+        yield
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_user", EXTERNAL_USER], capture_output=True)
+        for name, before in settings.items():
+            found = re.fullmatch(r"\{ok,(.*)\}", before, re.DOTALL)
+            restore = (
+                f"application:set_env(rabbit, {name}, {found[1]})."
+                if found
+                else f"application:unset_env(rabbit, {name})."
+            )
+            rabbitmqctl("eval", restore)
+        if not enabled:
+            subprocess.run(["rabbitmq-plugins", "-q", "disable", PLUGIN], check=True, timeout=120)
+
+
+def test_sasl_external_the_certificate_is_the_login_and_no_password_is_sent(
+    tls_listener: Path, external_login: None
+) -> None:
+    url = f"amqps://localhost:{MUTUAL_PORT}/"  # no user, no password
+    _connect(url, tls_listener / "ca.pem", client=tls_listener, as_="external", external=True)
+    # A certificate that names no user of the broker is no login.
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - kombu wraps the refusal
+        _connect(url, tls_listener / "ca.pem", client=tls_listener, external=True)
+    assert "ACCESS_REFUSED" in repr(refused.value) or "403" in repr(refused.value)

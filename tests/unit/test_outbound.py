@@ -139,3 +139,35 @@ def test_marks_wait_for_a_batch_to_take_them_along_before_they_go_alone(
     monkeypatch.setattr(outbound, "MARK_WITHIN_SECONDS", 0.0)
     side.mark_overdue()
     assert _marked(app) == ["e0"]
+
+
+def test_while_the_broker_blocks_publishing_events_wait_in_the_outbox_for_the_relay(
+    tmp_path: Path,
+) -> None:
+    app = memory.app(tmp_path)
+    old = memory.NOW - outbound.LEFT_OVER_AFTER * 2
+    _stored(app, EVENTS, created_at=old)
+    side, sender, _away = _side(app)
+    side.block("low on memory")
+    side.send(EVENTS[:1])  # committed by a batch: not published while blocked
+    side.wait_for_confirms()  # does not wait for the broker
+    assert side.flush() == 0  # nor does the relay publish
+    assert sender.sent == [] and _marked(app) == []
+    side.unblock()
+    assert side.flush() == 3  # once unblocked, the relay sends what waited
+    assert _marked(app) == ["e0", "e1", "e2"]
+
+
+def test_a_blocked_connection_owes_no_overdue_confirm() -> None:
+    """Sent before the block, unconfirmed during it: not a timeout; the clock restarts after."""
+    sender = confirms.ConfirmedSender.__new__(confirms.ConfirmedSender)
+    sender.timeout, sender._held, sender._refused = 0.0, False, False
+    sender._waiting = {1: (EVENTS[0], 0.0)}
+    sender._confirmed = []
+    sender.connection = None  # type: ignore[assignment]
+    sender.hold()
+    assert sender._overdue() is None
+    sender.resume()
+    assert sender._waiting[1][1] > 0.0  # restamped now
+    sender.timeout = -1.0
+    assert sender._overdue() is not None

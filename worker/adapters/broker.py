@@ -96,18 +96,31 @@ def topology(settings: Settings) -> Topology:
     )
 
 
-def connect(settings: Settings, *, confirms: bool = False) -> Connection:
+Blocked = Callable[[str], None]
+
+
+def connect(
+    settings: Settings,
+    *,
+    confirms: bool = False,
+    on_blocked: Blocked | None = None,
+    on_unblocked: Callable[[], None] | None = None,
+) -> Connection:
+    """`on_blocked(reason)` and `on_unblocked()`: RabbitMQ's `connection.blocked` notices, given
+    while the connection is read."""
     if capabilities(settings).embedded:
         folder = settings.broker_folder.resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        options = {
+        folders = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "control_folder": str(folder / "control"),
             "polling_interval": EMBEDDED_POLL_SECONDS,
         }
-        return Connection("filesystem://", transport=embedded.Transport, transport_options=options)
-    options = {"confirm_publish": True} if confirms else {}
+        return Connection("filesystem://", transport=embedded.Transport, transport_options=folders)
+    options: dict[str, Any] = {"confirm_publish": True} if confirms else {}
+    if on_blocked is not None:  # py-amqp's Connection takes them; kombu passes them through
+        options |= {"on_blocked": on_blocked, "on_unblocked": on_unblocked}
     secure = tls(settings)
     return Connection(
         settings.broker_url,
@@ -206,6 +219,9 @@ def ack(messages: Sequence[Any], capabilities: Capabilities) -> None:
 
 
 # Errors after which a new connection may succeed: the broker went away or closed the channel.
+# RabbitMQ cancels a consumer whose queue is deleted (or, for a classic mirrored queue, moved):
+# py-amqp raises this from the read, as a recoverable error; the session starts again.
+ConsumerCancelled = amqp_errors.ConsumerCancelled
 RECOVERABLE: tuple[type[BaseException], ...] = (
     amqp_errors.RecoverableConnectionError,  # includes CONNECTION_FORCED at a broker stop
     amqp_errors.RecoverableChannelError,

@@ -59,6 +59,18 @@ class ConfirmedSender:
         self._waiting: dict[int, tuple[Outgoing | None, float]] = {}
         self._confirmed: list[Outgoing] = []
         self._refused = False
+        self._held = False  # the broker blocks publishing: confirms cannot be overdue
+
+    def hold(self) -> None:
+        """The broker blocked the connection (`connection.blocked`: a memory or disk alarm):
+        what was sent is not read by the broker until it unblocks, so no confirm is overdue."""
+        self._held = True
+
+    def resume(self) -> None:
+        """Unblocked: the confirms' time runs again from now."""
+        self._held = False
+        now = time.monotonic()
+        self._waiting = {tag: (event, now) for tag, (event, _) in self._waiting.items()}
 
     def _settled(self, delivery_tag: int, multiple: bool) -> list[Outgoing]:
         """Forget the messages an ack or nack settles; the events among them."""
@@ -133,11 +145,18 @@ class ConfirmedSender:
         message has waited `timeout`."""
         broker.read_arrived(self.connection, enough=lambda: not self._waiting)
         self._check_refused()
-        if self._waiting:
-            _event, oldest = next(iter(self._waiting.values()))
-            if time.monotonic() - oldest > self.timeout:
-                raise TimeoutError(f"{len(self._waiting)} publisher confirms did not come")
+        overdue = self._overdue()
+        if overdue is not None:
+            raise TimeoutError(overdue)
         return self.collected()
+
+    def _overdue(self) -> str | None:
+        if not self._waiting or self._held:
+            return None
+        _event, oldest = next(iter(self._waiting.values()))
+        if time.monotonic() - oldest > self.timeout:
+            return f"{len(self._waiting)} publisher confirms did not come"
+        return None
 
     def collected(self) -> list[Outgoing]:
         """The events confirmed so far and not yet handed out, without reading the connection

@@ -144,17 +144,24 @@ class Loop:
                 self._connected(False)
                 self.arrivals.clear()  # unacked: the broker delivers them again
                 self.outbound.mark_sent()  # what the broker confirmed before it went away
-                log.warning("broker_connection_lost", error=repr(error), retry_in_s=delay)
+                if isinstance(error, broker.ConsumerCancelled):
+                    # The queue was deleted or moved: declared again and consumed anew.
+                    log.warning("consumer_cancelled", error=repr(error), retry_in_s=delay)
+                else:
+                    log.warning("broker_connection_lost", error=repr(error), retry_in_s=delay)
                 if self.stopping.wait(delay):
                     break
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     def _session(self, until_idle: bool) -> None:
         settings, topo = self.app.settings, self.app.topology
+        blocked, unblocked = self._blocked, self._unblocked
         with (
             broker.connect(settings) as consuming,
-            broker.connect(settings, confirms=True) as publishing,
-            broker.connect(settings) as relaying,
+            broker.connect(
+                settings, confirms=True, on_blocked=blocked, on_unblocked=unblocked
+            ) as publishing,
+            broker.connect(settings, on_blocked=blocked, on_unblocked=unblocked) as relaying,
         ):
             connections = (consuming, publishing, relaying)
             for connection in connections:
@@ -230,6 +237,24 @@ class Loop:
     def _connected(self, up: bool) -> None:
         self.health.broker_connected = up
         m.BROKER_CONNECTED.set(1 if up else 0)
+        if not up:
+            self._unblocked(quiet=True)  # a new session is told again
+
+    def _blocked(self, reason: str) -> None:
+        """RabbitMQ blocks publishing (a memory or disk alarm). The loop goes on consuming and
+        committing; events wait in the outbox until it unblocks (README, Broker realities)."""
+        if self.outbound.blocked is None:
+            log.warning("broker_blocked", reason=reason)
+        self.outbound.block(reason)
+        self.health.broker_blocked = reason
+        m.BROKER_BLOCKED.set(1)
+
+    def _unblocked(self, quiet: bool = False) -> None:
+        if self.outbound.blocked is not None and not quiet:
+            log.info("broker_unblocked")
+        self.outbound.unblock()
+        self.health.broker_blocked = None
+        m.BROKER_BLOCKED.set(0)
 
     def _retention_step(self) -> None:
         if self.retention.in_pass:

@@ -55,6 +55,21 @@ class Outbound:
         self._sender: Sender | None = None
         self._marks: list[str] = []  # ids of events published and confirmed, not yet marked
         self._marks_since = 0.0  # when the oldest of them was confirmed (monotonic)
+        self.blocked: str | None = None  # why the broker blocks publishing, while it does
+
+    # -- the broker blocks publishing (a memory or disk alarm) -------------------------------
+
+    def block(self, reason: str) -> None:
+        """Nothing new is published until `unblock`: committed events wait in the outbox, the
+        relay sends them then. The loop goes on consuming and committing."""
+        self.blocked = reason
+        if isinstance(self._sender, confirms.ConfirmedSender):
+            self._sender.hold()
+
+    def unblock(self) -> None:
+        self.blocked = None
+        if isinstance(self._sender, confirms.ConfirmedSender):
+            self._sender.resume()
 
     # -- a broker session -----------------------------------------------------------------
 
@@ -71,10 +86,11 @@ class Outbound:
 
     def close(self) -> None:
         """What the broker confirmed before the session ended is kept for marking; the rest
-        stays unmarked, for `flush`."""
+        stays unmarked, for `flush`. A new session is told again if the broker blocks it."""
         if self._sender is not None:
             self._confirmed(self._sender.collected())
         self._sender = None
+        self.blocked = None
 
     def _returned(self, _exception: Exception, exchange: str, routing_key: str, _: Any) -> None:
         """A `mandatory` event no queue took (the broker confirms it all the same)."""
@@ -85,8 +101,9 @@ class Outbound:
 
     def send(self, events: list[Outgoing]) -> None:
         """Events a transaction has just committed. A broker failure propagates (the session
-        reconnects); the events stay in the outbox for `flush`."""
-        if events:
+        reconnects); the events stay in the outbox for `flush`. While the broker blocks
+        publishing they are not sent: they wait, committed, for the relay."""
+        if events and self.blocked is None:
             self._connected().send_events(events)
 
     def collect(self) -> None:
@@ -95,7 +112,8 @@ class Outbound:
             self._confirmed(self._sender.collect())
 
     def wait_for_confirms(self) -> None:
-        self._connected().confirmed()
+        if self.blocked is None:  # else they come once the broker unblocks
+            self._connected().confirmed()
         self.collect()
 
     # -- marks ------------------------------------------------------------------------------
@@ -140,6 +158,8 @@ class Outbound:
     def flush(self) -> int:
         """Publish every left-over event, a batch per transaction, waiting for the confirms;
         returns how many went out. Another replica's relay skips the rows this one holds."""
+        if self.blocked is not None:
+            return 0
         sent = 0
         try:
             while True:

@@ -1,9 +1,10 @@
 """`/metrics`, `/healthz` and `/readyz` on one port (`KMO_METRICS_PORT`), served by a thread.
 
 `/healthz` says the process and its loop are alive: the loop has beaten recently. `/readyz` says
-the worker can do its job: the broker is connected, the database answers and its schema is at
-the migrations' head. Kubernetes restarts on the first and routes (here: counts as available
-for disruption budgets) on the second.
+the worker can do its job: the broker is connected and does not block publishing (a memory or
+disk alarm), the database answers and its schema is at the migrations' head. Kubernetes
+restarts on the first and routes (here: counts as available for disruption budgets) on the
+second.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Health:
     database_ok: Callable[[], bool]
     schema_at_head: Callable[[], bool]
     broker_connected: bool = False
+    broker_blocked: str | None = None  # why the broker blocks publishing (an alarm), if it does
     _last_beat: float = field(default_factory=time.monotonic)
     _ready: tuple[float, bool, str] = (0.0, False, "not checked yet")
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,6 +56,9 @@ class Health:
     def _check(self) -> tuple[bool, str]:
         if not self.broker_connected:
             return False, "not connected to the broker"
+        if self.broker_blocked is not None:
+            why = self.broker_blocked
+            return False, f"the broker blocks publishing ({why}): events wait in the outbox"
         if not self.database_ok():
             return False, "the database does not answer"
         if not self.schema_at_head():

@@ -92,6 +92,12 @@ RETRIES = Counter(
 BROKER_CONNECTED = Gauge(
     "kmo_broker_connected", "1 while the consuming connection is up.", registry=REGISTRY
 )
+BROKER_BLOCKED = Gauge(
+    "kmo_broker_blocked",
+    "1 while the broker blocks this worker's publishing (connection.blocked: a memory or disk "
+    "alarm); events wait in the outbox.",
+    registry=REGISTRY,
+)
 REGISTRATIONS = Gauge("kmo_registrations", "Registrations by state.", ["state"], registry=REGISTRY)
 LAST_PUBLISH = Gauge(
     "kmo_last_publish_timestamp_seconds",

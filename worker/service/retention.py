@@ -24,8 +24,9 @@ from worker.domain.model import Context
 from worker.service import unit_of_work
 from worker.service.envelopes import Envelopes
 
-BATCH = 2_000  # rows per transaction: a few milliseconds of deleting
-REGISTRATIONS_BATCH = 100  # closed registrations per transaction, with their every row
+BATCH = 2_000  # rows per transaction: a few milliseconds of deleting (a closed registration
+# counts for `ROWS_PER_REGISTRATION`)
+ROWS_PER_REGISTRATION = 20  # about: a closed registration's history and archive
 TABLES = ("inbox", "outbox", "timers", "dead_letters", "history")  # the metrics' labels
 Prune = Callable[[], int]
 PruneFrom = Callable[[int], port.Pruned]
@@ -68,14 +69,15 @@ def batches(
     limit: int = BATCH,
 ) -> Iterator[Batch]:
     """A whole pass, batch by batch; the caller may stop between any two."""
+    registrations = max(1, limit // ROWS_PER_REGISTRATION)  # closed ones per transaction
     if windows.erasure_years is not None:
-        yield from _erasures(store, wrap, ctx, now, windows.erasure_years)
+        yield from _erasures(store, wrap, ctx, now, windows.erasure_years, registrations)
     if windows.closed_years is not None:
         closed_by = dates.add_years(ctx.today, -windows.closed_years)
         while True:
-            registrations, rows = store.prune_closed(closed_by, ctx.today, REGISTRATIONS_BATCH)
+            pruned, rows = store.prune_closed(closed_by, ctx.today, registrations)
             yield Batch("history", rows)
-            if registrations < REGISTRATIONS_BATCH:
+            if pruned < registrations:
                 break
     handled_before = now - dt.timedelta(days=windows.inbox_days)
     yield from _until_short("inbox", lambda: store.prune_unattached(handled_before, limit), limit)
@@ -90,16 +92,16 @@ def batches(
 
 
 def _erasures(
-    store: port.Store, wrap: Envelopes, ctx: Context, now: dt.datetime, years: int
+    store: port.Store, wrap: Envelopes, ctx: Context, now: dt.datetime, years: int, limit: int
 ) -> Iterator[Batch]:
     closed_by = dates.add_years(ctx.today, -years)
     while True:
         with store.transaction() as tx:
-            found = tx.claim_to_erase(closed_by, REGISTRATIONS_BATCH)
+            found = tx.claim_to_erase(closed_by, limit)
             if found:
                 unit_of_work.erase_closed(tx, wrap, found, ctx, now)
         yield Batch("erased", len(found))
-        if len(found) < REGISTRATIONS_BATCH:
+        if len(found) < limit:
             return
 
 

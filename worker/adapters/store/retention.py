@@ -11,7 +11,6 @@ without an index on the time that every event would pay for.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Table, delete, func, select, text, update
@@ -43,28 +42,30 @@ class RetentionQueries:
 
     def prune_unattached(self, handled_before: dt.datetime, limit: int) -> int:
         """Inbox ids of messages about no registration (invalid keys, unknown registrations)."""
-        query = (
+        chosen = (
             select(i.message_id)
             .where(i.registration_id.is_(None), i.handled_at < handled_before)
             .order_by(i.handled_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        with self.engine.begin() as db:
-            ids = list(db.scalars(query))
-            return _delete(db, t.inbox, i.message_id, ids)
+        return self._deleted(delete(t.inbox).where(i.message_id.in_(chosen.scalar_subquery())))
 
     def prune_fired(self, deadline_before: dt.date, limit: int) -> int:
         """Fired timers whose deadline is long past: one added again would do nothing."""
-        query = (
+        chosen = (
             select(x.id)
             .where(x.fired_at.is_not(None), x.deadline < deadline_before)
             .order_by(x.deadline, x.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        return self._deleted(delete(t.timers).where(x.id.in_(chosen.scalar_subquery())))
+
+    def _deleted(self, statement: Any) -> int:
+        """One statement, one transaction: the rows chosen and deleted without a round trip."""
         with self.engine.begin() as db:
-            return _delete(db, t.timers, x.id, list(db.scalars(query)))
+            return int(db.execute(statement).rowcount)
 
     def prune_sent(self, sent_before: dt.datetime, after: int, limit: int) -> port.Pruned:
         """Events published before then, from the head of the outbox; unsent ones stay."""
@@ -84,22 +85,25 @@ class RetentionQueries:
         after: int,
         limit: int,
     ) -> port.Pruned:
+        """The next `limit` rows from the head, by primary key; of them, those done before
+        `before` deleted as one range. Ids grow with time: the first row made inside the
+        window ends the pass."""
         key = table.c.id
         kept = done if done is not None else made
-        query = (
-            select(key, made, kept)
-            .where(key > after)
-            .order_by(key)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        head = select(key, made).where(key > after).order_by(key).limit(limit)
         with self.engine.begin() as db:
-            head = db.execute(query).all()
-            old = [row[0] for row in head if row[2] is not None and _aware(row[2]) < before]
-            deleted = _delete(db, table, key, old)
-        # Ids grow with time: the first row made inside the window ends the pass.
-        ends = len(head) < limit or any(_aware(row[1]) >= before for row in head)
-        return port.Pruned(deleted, None if ends else head[-1][0])
+            rows = db.execute(head).all()
+            if not rows:
+                return port.Pruned(0, None)
+            last = rows[-1][0]
+            old = (
+                select(key)
+                .where(key > after, key <= last, kept < before)
+                .with_for_update(skip_locked=True)
+            )
+            deleted = int(db.execute(delete(table).where(key.in_(old.scalar_subquery()))).rowcount)
+        ends = len(rows) < limit or any(_aware(row[1]) >= before for row in rows)
+        return port.Pruned(deleted, None if ends else last)
 
     def prune_closed(self, closed_by: dt.date, today: dt.date, limit: int) -> tuple[int, int]:
         """The history, archive and timers of registrations closed on or before then (R20); the
@@ -115,12 +119,12 @@ class RetentionQueries:
             ids = list(db.scalars(query))
             if not ids:
                 return 0, 0
-            causes = list(db.scalars(select(h.cause_id).where(h.registration_id.in_(ids))))
-            deleted = _delete(db, t.inbox, i.message_id, sorted(set(causes)))
-            deleted += _delete(db, t.history, h.registration_id, ids)
-            deleted += _delete(db, t.timers, x.registration_id, ids)
+            causes = select(h.cause_id).where(h.registration_id.in_(ids)).scalar_subquery()
+            deleted = db.execute(delete(t.inbox).where(i.message_id.in_(causes))).rowcount
+            for table, column in ((t.history, h.registration_id), (t.timers, x.registration_id)):
+                deleted += db.execute(delete(table).where(column.in_(ids))).rowcount
             db.execute(update(t.registrations).where(r.id.in_(ids)).values(pruned_on=today))
-            return len(ids), deleted
+            return len(ids), int(deleted)
 
     def oldest_kept(self) -> dict[str, dt.datetime | dt.date | None]:
         """Per table, the time of the oldest row retention may delete and still keeps (for the
@@ -135,12 +139,6 @@ class RetentionQueries:
         }
         with self.engine.connect() as db:
             return {name: db.execute(query).scalar() for name, query in queries.items()}
-
-
-def _delete(db: Connection, table: Table, column: Column[Any], ids: Sequence[Any]) -> int:
-    if not ids:
-        return 0
-    return int(db.execute(delete(table).where(column.in_(list(ids)))).rowcount)
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -45,12 +45,12 @@ def upgrade() -> None:
             postgresql_where=condition,
             sqlite_where=condition,
         )
-    for name, table, columns, where in (
+    for name, on, columns, where in (
         ("ix_inbox_unattached", "inbox", ["handled_at"], "registration_id IS NULL"),
         ("ix_timers_fired", "timers", ["deadline", "id"], "fired_at IS NOT NULL"),
     ):
         condition = sa.text(where)
-        op.create_index(name, table, columns, postgresql_where=condition, sqlite_where=condition)
+        op.create_index(name, on, columns, postgresql_where=condition, sqlite_where=condition)
 
 
 def _fill_terminal_since() -> None:
