@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,7 +16,7 @@ from worker.adapters.store.sqlite import SqliteStore
 from worker.config import ConfigurationError, Settings
 from worker.contracts.schemas import Validators
 from worker.domain.model import Context
-from worker.observability import logs
+from worker.observability import logs, tracing
 from worker.service.clock import Clock
 from worker.service.envelopes import Envelopes
 
@@ -33,6 +33,7 @@ class App:
     envelopes: Envelopes
     topology: broker.Topology
     capabilities: broker.Capabilities
+    tracing: tracing.Tracing = field(default_factory=tracing.Tracing)  # off unless configured
 
     def context(self) -> Context:
         return Context(
@@ -62,8 +63,13 @@ def open_store(url: str) -> port.Store:
 
 
 def bootstrap(
-    settings: Settings, clock: Clock | None = None, *, configure_logs: bool = True
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    configure_logs: bool = True,
+    traces: tracing.Tracing | None = None,
 ) -> App:
+    """`traces`: another tracer than the settings ask for (tests: `tracing.in_memory()`)."""
     if configure_logs:
         logs.configure(settings.log_format, settings.log_level)
     validators = Validators()
@@ -75,6 +81,7 @@ def bootstrap(
         envelopes=Envelopes(settings.source, validators),
         topology=broker.topology(settings),
         capabilities=broker.capabilities(settings),
+        tracing=traces or tracing.from_settings(settings),
     )
 
 

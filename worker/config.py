@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -80,7 +87,11 @@ class FromFiles(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     # `null` in a variable is None (`KMO_ERASURE_YEARS=null`: on request only).
     model_config = SettingsConfigDict(
-        env_prefix="KMO_", extra="ignore", frozen=True, env_parse_none_str="null"
+        env_prefix="KMO_",
+        extra="ignore",
+        frozen=True,
+        env_parse_none_str="null",
+        populate_by_name=True,  # the OTEL_* fields below by their names too (tests)
     )
 
     @classmethod
@@ -137,6 +148,16 @@ class Settings(BaseSettings):
     erasure_years: Annotated[int, Field(ge=1)] | None = 5
     # Replaced by the retention above (a live registration's archive is kept whole).
     archive_retention_days: int | None = None
+    # OpenTelemetry (#19): traces are on when the standard variables ask for them; the SDK reads
+    # the rest of its variables itself (endpoint, headers, sampler, service name).
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str = Field(default="", validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
     source: str = "urn:kmo:registration-worker"
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -165,6 +186,15 @@ class Settings(BaseSettings):
     @property
     def is_embedded_broker(self) -> bool:
         return not self.broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+    @property
+    def tracing(self) -> bool:
+        """Whether the standard OpenTelemetry variables ask for traces."""
+        if self.otel_sdk_disabled:
+            return False
+        if self.otel_traces_exporter:
+            return self.otel_traces_exporter.lower() != "none"
+        return bool(self.otel_exporter_otlp_endpoint)
 
     @property
     def authenticate(self) -> bool:

@@ -35,7 +35,9 @@ def _sent_at(app: App, event_id: str) -> dt.datetime | None:
 
 
 def _enqueue(app: App, events: list[Outgoing], created_at: dt.datetime) -> None:
-    rows = [{"event_id": i, "type": ty, "body": b, "created_at": created_at} for i, ty, b in events]
+    rows = [
+        {"event_id": e.id, "type": e.type, "body": e.body, "created_at": created_at} for e in events
+    ]
     with app.store.engine.begin() as db:
         db.execute(insert(t.outbox), rows)
 

@@ -74,7 +74,7 @@ def test_the_readmes_mailer_example_validates_and_skips_an_unknown_version() -> 
 
     life = Life()
     life.send(s.request(s.key("1543301276")), dt.date(2027, 2, 1))
-    ((_, _, body),) = envelopes.wrap(
+    ((_, _, body, _),) = envelopes.wrap(
         life.events, "c", "urn:x", dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
     )
     assert handle(body.encode()) == "mail requested"  # type: ignore[operator]

@@ -160,7 +160,7 @@ def test_every_outbound_event_of_a_whole_life_validates_against_its_schema() -> 
         "decision.expired",
         "decision.refused",
     }
-    for _id, type_name, body in envelopes.wrap(life.events, "cause-1", "urn:test", NOW):
+    for _id, type_name, body, _trace in envelopes.wrap(life.events, "cause-1", "urn:test", NOW):
         assert VALIDATORS.first_violation(type_name, json.loads(body)) is None, type_name
 
 
@@ -291,7 +291,7 @@ def test_intake_accepts_exactly_what_the_authoritative_validator_accepts(
 def test_every_event_names_the_version_of_its_contract_by_its_schema_files_id() -> None:
     life = Life()
     life.send(s.request(s.key("1543301276")), dt.date(2027, 2, 1))
-    for _id, type_name, body in envelopes.wrap(life.events, "cause-1", "urn:test", NOW):
+    for _id, type_name, body, _trace in envelopes.wrap(life.events, "cause-1", "urn:test", NOW):
         dataschema = json.loads(body)["dataschema"]
         on_file = json.loads((schemas.SCHEMA_DIR / f"{type_name}.json").read_text())
         assert dataschema == on_file["$id"] == f"urn:kmo:schema:{type_name}:1.0"

@@ -32,7 +32,9 @@ def _side(app: App) -> tuple[outbound.Outbound, confirms.MemorySender, list[str]
 
 
 def _stored(app: App, events: list[Outgoing], created_at: dt.datetime = memory.NOW) -> None:
-    rows = [{"event_id": i, "type": ty, "body": b, "created_at": created_at} for i, ty, b in events]
+    rows = [
+        {"event_id": e.id, "type": e.type, "body": e.body, "created_at": created_at} for e in events
+    ]
     with app.store.engine.begin() as db:
         db.execute(insert(t.outbox), rows)
 

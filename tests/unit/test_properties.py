@@ -150,7 +150,9 @@ class RegistrationLives(RuleBasedStateMachine):
         after = outcome.registration
         if before is not None and before.state in TERMINAL and not by_request:
             assert after is not None and after.state == before.state, "a terminal state moved"
-        for _id, type_name, body in envelopes.wrap(outcome.events, "cause", "urn:test", NOW):
+        for _id, type_name, body, _trace in envelopes.wrap(
+            outcome.events, "cause", "urn:test", NOW
+        ):
             violation = VALIDATORS.first_violation(type_name, json.loads(body))
             assert violation is None, f"{type_name}: {violation}"
         for event in outcome.events:
@@ -181,7 +183,7 @@ class RegistrationLives(RuleBasedStateMachine):
             else:
                 replay.advance(argument)
         assert replay.published(NOW) == self.life.published(NOW)
-        ids = [event_id for event_id, _type, _body in self.life.published(NOW)]
+        ids = [event.id for event in self.life.published(NOW)]
         assert len(ids) == len(set(ids)), "two events share an id"
 
 

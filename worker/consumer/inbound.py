@@ -9,20 +9,24 @@ Transient failures are retried within `KMO_RETRY_ATTEMPTS` and `KMO_RETRY_MAX_SE
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
+import orjson
 import structlog
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Producer
+from opentelemetry.trace import Span, Status, StatusCode
 from tenacity import Retrying
 
 from worker.adapters import broker
 from worker.bootstrap import App
 from worker.contracts import dead_letters
 from worker.contracts.envelope import Outgoing
-from worker.observability import logs
+from worker.observability import logs, tracing
 from worker.observability import metrics as m
 from worker.service import intake, retrying, unit_of_work
 
@@ -71,15 +75,19 @@ class Inbound:
             "batch_first_id": accepted[0][2].id,
             "batch_last_id": accepted[-1][2].id,
         }
+        traced = Traced.start(self.app.tracing, accepted)
         try:
-            with structlog.contextvars.bound_contextvars(**batch_ids):
-                committed = self._retrying(self._unit([a[2] for a in accepted]))
+            with structlog.contextvars.bound_contextvars(**batch_ids, **traced.ids):
+                committed = self._retrying(self._unit(traced.verdicts))
         except Exception as error:
+            traced.failed(error)
             return self._batch_failed(accepted, error, producer)
         broker.ack(messages, self.app.capabilities)  # only now: the transaction has committed
         seconds = time.perf_counter() - started
-        for (_message, _delivery, verdict), result in zip(accepted, committed.results, strict=True):
-            self._handled(verdict, result, seconds)
+        now = self.app.clock.now()
+        for index, result in enumerate(committed.results):
+            self._handled(traced.verdicts[index], result, seconds, now, traced.span(index))
+        traced.end(committed.results)
         return committed.events
 
     def _unit(self, messages: list[intake.Accepted]) -> Callable[[], unit_of_work.Committed]:
@@ -112,11 +120,17 @@ class Inbound:
         except Exception as error:
             return self._batch_failed([item], error, producer)
         message.ack()
-        self._handled(verdict, committed.results[0], time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._handled(verdict, committed.results[0], seconds, self.app.clock.now())
         return committed.events
 
     def _handled(
-        self, verdict: intake.Accepted, result: unit_of_work.Result, seconds: float
+        self,
+        verdict: intake.Accepted,
+        result: unit_of_work.Result,
+        seconds: float,
+        committed_at: dt.datetime,
+        span: Span | None = None,
     ) -> None:
         m.MESSAGES.labels(verdict.type, result.outcome).inc()
         if result.reason:
@@ -124,6 +138,10 @@ class Inbound:
         elif result.rule == "R19":
             m.REGISTRATIONS_ERASED.labels("on_request").inc()
         m.HANDLING_SECONDS.observe(seconds)
+        ids = tracing.ids(span) if span is not None else {}
+        if verdict.sent_at is not None:
+            critical = max(0.0, (committed_at - verdict.sent_at).total_seconds())
+            m.CRITICAL_SECONDS.observe(critical, exemplar=ids or None)
         log.info(
             "message_handled",
             message_id=verdict.id,
@@ -133,6 +151,7 @@ class Inbound:
             rule=result.rule,
             events=list(result.events),
             duration_ms=round(seconds * 1000, 2),
+            **ids,
         )
 
     def _dead_letter(
@@ -143,11 +162,31 @@ class Inbound:
         error: str,
     ) -> None:
         now = self.app.clock.now()
-        broker.dead_letter(producer, delivery, reason, error, now)
+        span = self._dead_letter_span(delivery, reason)
+        try:
+            broker.dead_letter(producer, delivery, reason, error, now)
+        finally:
+            if span is not None:
+                span.end()
         m.DEAD_LETTERS.labels(reason).inc()
         m.MESSAGES.labels(m.inbound_type(delivery.routing_key), "dead_lettered").inc()
-        log.warning("message_dead_lettered", reason=reason, error=error)
+        ids = tracing.ids(span) if span is not None else {}
+        log.warning("message_dead_lettered", reason=reason, error=error, **ids)
         self._record_dead_letter(delivery, reason, error, now)
+
+    def _dead_letter_span(self, delivery: broker.Delivery, reason: str) -> Span | None:
+        """A span for the dead-lettering, in the trace the message carried if it could be read."""
+        traces = self.app.tracing
+        if not traces.on:
+            return None
+        try:
+            document = orjson.loads(delivery.body)
+        except orjson.JSONDecodeError:
+            document = None
+        readable = document if isinstance(document, dict) else {}
+        carried = intake.carried(readable, delivery.headers)
+        message_id = readable.get("id") if isinstance(readable.get("id"), str) else None
+        return traces.dead_lettering(carried, reason, message_id)
 
     def _record_dead_letter(
         self, delivery: broker.Delivery, reason: str, error: str, now: dt.datetime
@@ -168,3 +207,53 @@ class Inbound:
             self.app.store.record_dead_letter(row)
         except Exception as failure:  # the dead letter itself is safe on its queue
             log.warning("dead_letter_not_recorded", error=repr(failure))
+
+
+@dataclass
+class Traced:
+    """A batch's spans (#19): one per message, a child of the trace it carried, and one for the
+    transaction linked to them all; the messages handed on carry their own span's context, so
+    the events they cause (and the timers they set) continue the trace. Nothing when off."""
+
+    verdicts: list[intake.Accepted]
+    spans: list[Span] = field(default_factory=list)
+    batch: Span | None = None
+
+    @classmethod
+    def start(cls, traces: tracing.Tracing, accepted: list[Item]) -> Traced:
+        verdicts = [verdict for _message, _delivery, verdict in accepted]
+        if not traces.on:
+            return cls(verdicts)
+        spans = [
+            traces.processing(v.carried, v.id, v.type, v.source, v.routing_key) for v in verdicts
+        ]
+        carried = [
+            dataclasses.replace(v, carried=tracing.carried_by(span))
+            for v, span in zip(verdicts, spans, strict=True)
+        ]
+        return cls(carried, spans, traces.transaction(spans, "transaction"))
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return tracing.ids(self.batch) if self.batch is not None else {}
+
+    def span(self, index: int) -> Span | None:
+        return self.spans[index] if self.spans else None
+
+    def end(self, results: list[unit_of_work.Result]) -> None:
+        if self.batch is None:
+            return
+        for span, result in zip(self.spans, results, strict=True):
+            span.set_attribute("kmo.outcome", result.outcome)
+            if result.registration_number:
+                span.set_attribute("kmo.registration_number", result.registration_number)
+            if result.reason:
+                span.set_attribute("kmo.ignored_reason", result.reason)
+            span.set_attribute("kmo.events", list(result.events))
+            span.end()
+        self.batch.end()
+
+    def failed(self, error: Exception) -> None:
+        for span in (*self.spans, *([self.batch] if self.batch else [])):
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            span.end()

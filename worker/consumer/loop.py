@@ -9,6 +9,7 @@ signal) finishes the batch in hand and what it committed, then the loop ends.
 
 from __future__ import annotations
 
+import functools
 import gc
 import signal
 import time
@@ -26,8 +27,8 @@ from worker.consumer import sweep as sweeping
 from worker.consumer.arrivals import Arrivals
 from worker.consumer.inbound import Inbound
 from worker.consumer.outbound import Outbound
-from worker.contracts.envelope import Outgoing
-from worker.observability import health, logs
+from worker.contracts.envelope import Carried, Outgoing
+from worker.observability import health, logs, tracing
 from worker.observability import metrics as m
 from worker.service import retrying, unit_of_work
 
@@ -79,6 +80,7 @@ class Loop:
             app.capabilities,
             settings.shutdown_grace_seconds,
             self._database_away,
+            app.tracing,
         )
         policy = retrying.policy(self._retried, settings.retry_attempts, settings.retry_max_seconds)
         self.inbound = Inbound(app, policy, join=self.outbound.ride_along)
@@ -272,10 +274,25 @@ class Loop:
                 self._fired,
                 self._sweep_sent,
                 workers=self.app.settings.sweep_workers,
+                trace=self._timer_trace,
             )
         except SQLAlchemyError as error:
             self._database_away("sweep_failed", error)  # the timers stay due
             return 0
+
+    @functools.cached_property
+    def _timer_trace(self) -> unit_of_work.TimerTrace | None:
+        """Each firing a span of its own, linked to the message that set the timer (#19)."""
+        traces = self.app.tracing
+        if not traces.on:
+            return None
+
+        def trace(due: port.DueTimer, number: str) -> Carried:
+            span = traces.firing(due.timer.kind, number, due.traceparent)
+            span.end()  # the transaction it fires in is the sweep's; this marks the moment
+            return tracing.carried_by(span)
+
+        return trace
 
     def _sweep_sent(self, events: list[Outgoing]) -> None:
         self.outbound.send(events)

@@ -15,19 +15,22 @@ broker confirmed stays confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from kombu.connection import Connection
 from kombu.messaging import Producer
+from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker.adapters import broker, confirms
 from worker.adapters.store import port
 from worker.contracts.envelope import Outgoing
-from worker.observability import logs
+from worker.observability import logs, tracing
 from worker.observability import metrics as m
 from worker.service.clock import Clock
 
@@ -48,8 +51,10 @@ class Outbound:
         capabilities: broker.Capabilities,
         grace_seconds: float,
         database_away: DatabaseAway,
+        traces: tracing.Tracing | None = None,
     ) -> None:
         self.store, self.clock, self.capabilities = store, clock, capabilities
+        self.traces = traces or tracing.Tracing()
         self.grace_seconds = grace_seconds
         self._database_away = database_away
         self._sender: Sender | None = None
@@ -104,7 +109,8 @@ class Outbound:
         reconnects); the events stay in the outbox for `flush`. While the broker blocks
         publishing they are not sent: they wait, committed, for the relay."""
         if events and self.blocked is None:
-            self._connected().send_events(events)
+            with self._publishing(events):
+                self._connected().send_events(events)
 
     def collect(self) -> None:
         """Confirms that have arrived, without waiting for more."""
@@ -166,7 +172,8 @@ class Outbound:
                 with self.store.transaction(durable=False) as tx:
                     rows = tx.left_over(self.clock.now() - LEFT_OVER_AFTER, RELAY_BATCH)
                     if rows:
-                        self._connected().publish(rows)
+                        with self._publishing(rows):
+                            self._connected().publish(rows)
                         _count(rows)
                         tx.mark_sent([row.id for row in rows], self.clock.now())
                 sent += len(rows)
@@ -185,6 +192,14 @@ class Outbound:
         deadline = time.monotonic() + self.grace_seconds
         while time.monotonic() < deadline and self.flush():
             pass
+
+    def _publishing(self, events: list[Outgoing]) -> AbstractContextManager[object]:
+        """A span for a publish of events, linked to the traces they carry (#19)."""
+        if not self.traces.on:
+            return contextlib.nullcontext()
+        carried = (event.traceparent for event in events)
+        span = self.traces.publishing(broker.EVENTS_EXCHANGE.name, carried, len(events))
+        return trace.use_span(span, end_on_exit=True)
 
     def _connected(self) -> Sender:
         if self._sender is None:

@@ -43,6 +43,7 @@ class Work:
     envelopes: Envelopes
     ctx: Context
     clock: Clock
+    trace: unit_of_work.TimerTrace | None = None
 
 
 def sweep(
@@ -53,10 +54,11 @@ def sweep(
     on_fired: OnFired = lambda _t, _h: None,
     send: Send = lambda _events: None,
     workers: int = 1,
+    trace: unit_of_work.TimerTrace | None = None,
 ) -> int:
     """Fire what is due; `send` gets the events of each batch once it has committed. Returns
-    how many timers fired."""
-    work = Work(store, envelopes, ctx, clock)
+    how many timers fired. `trace`: each timer's firing traced (#19)."""
+    work = Work(store, envelopes, ctx, clock, trace)
     parallel = workers > 1 and store.concurrent  # one writer at a time, else
     fired = 0
     batches = _batches(work)
@@ -147,7 +149,8 @@ def _batches(work: Work) -> Generator[tuple[Results, list[Outgoing], bool], None
 
 
 def _fire(work: Work, tx: port.Transaction, claimed: port.Claimed) -> unit_of_work.Committed:
-    return unit_of_work.fire_timers(tx, work.envelopes, claimed, work.ctx, work.clock.now())
+    now = work.clock.now()
+    return unit_of_work.fire_timers(tx, work.envelopes, claimed, work.ctx, now, work.trace)
 
 
 def _one_by_one(work: Work, failed: set[int]) -> tuple[Results, list[Outgoing]]:

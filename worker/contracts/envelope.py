@@ -29,11 +29,24 @@ def event_id(cause_id: str, index: int, type_name: str) -> str:
 
 
 class Outgoing(NamedTuple):
-    """An outbound event as it is stored in the outbox and published: id, type, JSON body."""
+    """An outbound event as it is stored in the outbox and published: id, type, JSON body, and
+    the trace context its body carries (None: none, or not known: read back from the outbox)."""
 
     id: str
     type: str
     body: str
+    traceparent: str | None = None
+
+
+# CloudEvents' Distributed Tracing extension: W3C Trace Context, version 00.
+TRACEPARENT = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+
+
+class Carried(NamedTuple):
+    """A trace context as a message carries it (`traceparent`, `tracestate`)."""
+
+    traceparent: str
+    tracestate: str | None = None
 
 
 class CloudEvent(BaseModel):
@@ -66,6 +79,9 @@ class OutboundEvent(BaseModel):
     # The contract version of the event's data: the `$id` of its file in schemas/.
     dataschema: Annotated[str, Field(pattern=r"^urn:kmo:schema:[a-z_.]+:[0-9]+\.[0-9]+$")]
     causationid: Annotated[str, Field(min_length=1, max_length=300)]
+    # The trace the event continues (#19), where tracing is on: mailers carry it on.
+    traceparent: Annotated[str, Field(pattern=TRACEPARENT)] | None = None
+    tracestate: Annotated[str, Field(max_length=512)] | None = None
     data: Any
 
 

@@ -212,7 +212,10 @@ def _run(app: App, args: argparse.Namespace) -> int:
             )
             return 2
     settle_heap()
-    return loop.run(until_idle=args.until_idle)
+    try:
+        return loop.run(until_idle=args.until_idle)
+    finally:
+        app.tracing.shutdown()  # the spans still buffered go to the collector
 
 
 def _publish(app: App, args: argparse.Namespace) -> int:

@@ -39,6 +39,13 @@ HANDLING_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
+CRITICAL_SECONDS = Histogram(
+    "kmo_message_critical_seconds",
+    "Time from when an inbound message was sent (its CloudEvents time, else the AMQP timestamp) "
+    "to the commit of its effects: what its publisher waits, queueing included (#19).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    registry=REGISTRY,
+)
 EVENTS_PUBLISHED = Counter(
     "kmo_events_published_total",
     "Decisions, notices and operational events published to kmo.events, by type.",

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from worker.contracts import versions
-from worker.contracts.envelope import Outgoing, event_id
+from worker.contracts.envelope import Carried, Outgoing, event_id
 from worker.contracts.outbound import TYPE_OF, EventData
 from worker.contracts.schemas import Validators
 
@@ -31,10 +31,13 @@ def wrap(
     source: str,
     now: dt.datetime,
     check: Check | None = None,
+    carried: Carried | None = None,
 ) -> list[Outgoing]:
     """The serialised events, in order; `check` sees each envelope before it is
-    serialised (the outbound contract check). orjson: compact UTF-8, not \\u-escaped."""
+    serialised (the outbound contract check). orjson: compact UTF-8, not \\u-escaped.
+    `carried`: the trace the events continue (#19), in each envelope."""
     wrapped = []
+    traced = _traced(carried)
     for index, data in enumerate(events):
         type_name = TYPE_OF[type(data)]
         identifier = event_id(cause_id, index, type_name)
@@ -47,12 +50,22 @@ def wrap(
             "datacontenttype": "application/json",
             "dataschema": versions.URIS[type_name],
             "causationid": cause_id,
+            **traced,
             "data": data.model_dump(mode="json"),
         }
         if check is not None:
             check(type_name, body)
-        wrapped.append(Outgoing(identifier, type_name, orjson.dumps(body).decode()))
+        text = orjson.dumps(body).decode()
+        wrapped.append(Outgoing(identifier, type_name, text, carried and carried.traceparent))
     return wrapped
+
+
+def _traced(carried: Carried | None) -> dict[str, str]:
+    if carried is None:
+        return {}
+    if carried.tracestate:
+        return {"traceparent": carried.traceparent, "tracestate": carried.tracestate}
+    return {"traceparent": carried.traceparent}
 
 
 class OutboundContractError(Exception):
@@ -67,8 +80,15 @@ class Envelopes:
     source: str
     validators: Validators | None = None
 
-    def wrap(self, events: Sequence[EventData], cause_id: str, now: dt.datetime) -> list[Outgoing]:
-        return wrap(events, cause_id, self.source, now, self._check if self.validators else None)
+    def wrap(
+        self,
+        events: Sequence[EventData],
+        cause_id: str,
+        now: dt.datetime,
+        carried: Carried | None = None,
+    ) -> list[Outgoing]:
+        check = self._check if self.validators else None
+        return wrap(events, cause_id, self.source, now, check, carried)
 
     def _check(self, type_name: str, envelope: dict[str, Any]) -> None:
         assert self.validators is not None

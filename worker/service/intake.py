@@ -4,6 +4,8 @@ key), schema, publisher."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -14,9 +16,13 @@ from pydantic import ValidationError
 from worker.config import Settings
 from worker.contracts import roles, versions
 from worker.contracts.dead_letters import Reason
+from worker.contracts.envelope import TRACEPARENT, Carried
 from worker.contracts.inbound import INBOUND, AuditReported, InboundData, ReactionReceived
 from worker.contracts.schemas import Validators
 from worker.domain import identifiers
+
+_TRACEPARENT = re.compile(TRACEPARENT)
+MAX_TRACESTATE = 512  # W3C: at least 512 characters must be kept; longer is cut off whole
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ class Accepted:
     body: str = ""  # exactly as received (UTF-8 JSON), for the archive
     routing_key: str = ""
     unknown: tuple[str, ...] = ()  # where `data` holds fields the contract does not name
+    source: str = ""
+    carried: Carried | None = None  # the trace it continues (#19)
+    sent_at: dt.datetime | None = None  # its CloudEvents `time`, or else the AMQP timestamp
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,45 @@ def check(
     account = publisher if isinstance(publisher, str) and settings.authenticate else None
     # The body is UTF-8: orjson has read it (RFC 8259).
     routed = routing_key or type_name
-    return Accepted(message_id, type_name, data, account, body.decode(), routed, unknown)
+    return Accepted(
+        message_id,
+        type_name,
+        data,
+        account,
+        body.decode(),
+        routed,
+        unknown,
+        document["source"],
+        carried(document, headers or {}),
+        sent_at(document.get("time"), properties.get("timestamp")),
+    )
+
+
+def carried(document: Mapping[str, Any], headers: Mapping[str, Any]) -> Carried | None:
+    """The trace context of CloudEvents' Distributed Tracing extension: in the envelope
+    (structured mode), or else in the AMQP headers. A malformed one is ignored, as W3C says."""
+    for place in (document, headers):
+        traceparent = place.get("traceparent")
+        if isinstance(traceparent, str) and _TRACEPARENT.match(traceparent):
+            tracestate = place.get("tracestate")
+            fitting = isinstance(tracestate, str) and len(tracestate) <= MAX_TRACESTATE
+            return Carried(traceparent, tracestate if fitting else None)
+    return None
+
+
+def sent_at(time: object, timestamp: object) -> dt.datetime | None:
+    """When the publisher sent it: CloudEvents `time` (the schema checked it is RFC 3339), or
+    the AMQP `timestamp` property (seconds)."""
+    if isinstance(time, str):
+        try:
+            return dt.datetime.fromisoformat(time)
+        except ValueError:
+            return None
+    if isinstance(timestamp, int | float) and timestamp > 0:
+        return dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    if isinstance(timestamp, dt.datetime):
+        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
+    return None
 
 
 class Subject(NamedTuple):

@@ -17,7 +17,7 @@ from typing import Any
 from worker.adapters.store import port
 from worker.contracts import inbound
 from worker.contracts.common import Key
-from worker.contracts.envelope import Outgoing
+from worker.contracts.envelope import Carried, Outgoing
 from worker.contracts.outbound import TYPE_OF, Ignored
 from worker.domain import actions, lifecycle, replay, schedule
 from worker.domain.identifiers import normalise_enterprise_number as normalise
@@ -27,6 +27,8 @@ from worker.service import envelopes, lives
 from worker.service.intake import Accepted
 
 Join = Callable[[port.Transaction], None]  # a participant's writes, added to the transaction
+# A timer about to fire, and its registration's number: the trace its events continue (#19).
+TimerTrace = Callable[[port.DueTimer, str], Carried | None]
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ def fire_timers(
     claimed: port.Claimed,
     ctx: Context,
     now: dt.datetime,
+    trace: TimerTrace | None = None,
 ) -> Committed:
     """Claimed timers, in due order, inside the caller's transaction (committed when it is)."""
-    work = UnitOfWork(tx, wrap, ctx, now)
+    work = UnitOfWork(tx, wrap, ctx, now, trace)
     work.read_for_timers(claimed)
     results = [work.fire(due) for due in claimed.dues]
     work.write()
@@ -130,6 +133,7 @@ class _Cause:
     bureau: str | None = None
     publisher: str | None = None
     act: inbound.Act = NO_ACT
+    carried: Carried | None = None  # the trace its events continue (#19)
 
     @classmethod
     def of(cls, message: Accepted) -> _Cause:
@@ -140,6 +144,7 @@ class _Cause:
             bureau and normalise(bureau),
             message.publisher,
             inbound.act_of(message.data),
+            message.carried,
         )
 
 
@@ -153,13 +158,20 @@ class _Slot:
     current: Registration | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     steps: list[replay.Step] = field(default_factory=list)  # its life, in this batch (R17)
+    carried: Carried | None = None  # the trace of the message that last changed it (#19)
 
 
 class UnitOfWork:
     def __init__(
-        self, tx: port.Transaction, wrap: envelopes.Envelopes, ctx: Context, now: dt.datetime
+        self,
+        tx: port.Transaction,
+        wrap: envelopes.Envelopes,
+        ctx: Context,
+        now: dt.datetime,
+        trace: TimerTrace | None = None,
     ) -> None:
         self.tx, self.wrap, self.ctx, self.now = tx, wrap, ctx, now
+        self._trace = trace
         self._by_key: dict[port.KeyTuple, _Slot] = {}
         self._by_id: dict[int, _Slot] = {}
         self._seen: set[str] = set()
@@ -241,7 +253,9 @@ class UnitOfWork:
         self._fired.append(due.id)
         self._fired_timers.add((due.registration_id, due.timer))
         outcome = lifecycle.fire(slot.current, due.timer, self.ctx)
-        cause = _Cause(f"{slot.current.number}:{due.timer.cause_id}", due.timer.kind)
+        number = slot.current.number
+        carried = self._trace(due, number) if self._trace is not None else None
+        cause = _Cause(f"{number}:{due.timer.cause_id}", due.timer.kind, carried=carried)
         return self._record(slot, outcome, cause)
 
     def erase(self, registration_id: int) -> Result:
@@ -254,7 +268,7 @@ class UnitOfWork:
     def _record(
         self, slot: _Slot, outcome: Outcome, cause: _Cause, *, always: bool = False
     ) -> Result:
-        self._outbox.extend(self.wrap.wrap(outcome.events, cause.id, self.now))
+        self._outbox.extend(self.wrap.wrap(outcome.events, cause.id, self.now, cause.carried))
         types = tuple(TYPE_OF[type(event)] for event in outcome.events)
         ignored = any(isinstance(e, Ignored) for e in outcome.events)
         label, reason = ("ignored", outcome.note) if ignored else ("handled", "")
@@ -280,6 +294,8 @@ class UnitOfWork:
                     "reference": cause.act.reference,
                 }
             )
+        if cause.carried is not None and after != before:
+            slot.carried = cause.carried
         slot.current = after
         return Result(label, after.number, types, outcome.rule, reason)
 
@@ -316,4 +332,7 @@ class UnitOfWork:
             writes.add += [(slot.id, timer) for timer in wants - had]
         writes.history = [{**row, "registration_id": s.id} for s in slots for row in s.history]
         writes.erase = [_erasure(s) for s in changed if _erased(s)]
+        writes.traced = {
+            s.id: s.carried.traceparent for s in (*new, *changed) if s.id and s.carried
+        }
         self.tx.write(writes, self.now)

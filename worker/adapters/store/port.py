@@ -81,6 +81,7 @@ class DueTimer(NamedTuple):
     id: int
     registration_id: int
     timer: Timer
+    traceparent: str | None = None  # of the message that set it (#19)
 
 
 class Claimed(NamedTuple):
@@ -152,6 +153,8 @@ class Writes:
     inbox: list[dict[str, Any]] = field(default_factory=list)
     returned: dict[str, int] = field(default_factory=dict)  # numbers drawn but not used
     erase: list[Erasure] = field(default_factory=list)  # after everything else (R19)
+    # Per registration, the trace of the message that changed it: its timers added here keep it.
+    traced: dict[int, str] = field(default_factory=dict)
 
 
 class Transaction(Protocol):

@@ -74,7 +74,7 @@ class PostgresTransaction(sql.SqlTransaction):
         c, r = t.timers.c, t.registrations.c
         columns = (c.id, c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days)
         query = (
-            select(*columns, r.version, DOCUMENT)
+            select(*columns, c.traceparent, r.version, DOCUMENT)
             .join(t.registrations, r.id == c.registration_id)
             .where(c.fired_at.is_(None), c.due_on <= today)
             .order_by(c.due_on, c.id)
@@ -86,10 +86,19 @@ class PostgresTransaction(sql.SqlTransaction):
         dues, stored = [], {}
         # Rows unpacked as tuples: a sweep claims a million of them.
         rows: Any = self.db.execute(query)
-        for timer_id, registration_id, due_on, kind, deadline, offset, version, document in rows:
-            dues.append(
-                port.DueTimer(timer_id, registration_id, Timer(due_on, kind, deadline, offset))
-            )
+        for (
+            timer_id,
+            registration_id,
+            due_on,
+            kind,
+            deadline,
+            offset,
+            cause,
+            version,
+            document,
+        ) in rows:
+            timer = Timer(due_on, kind, deadline, offset)
+            dues.append(port.DueTimer(timer_id, registration_id, timer, cause))
             if registration_id not in stored:
                 registration = Registration.model_validate_json(document)
                 stored[registration_id] = port.Stored(registration_id, version, registration)
@@ -146,13 +155,17 @@ def _parts(w: port.Writes, now: dt.datetime) -> tuple[list[str], dict[str, Any]]
         params["cancel_ids"] = sorted({i for i, _ in w.cancel})
     if w.add:
         parts.append(q.ADD)
-        params["add"] = _json([_timer_row(i, x) | {"due_on": x.due} for i, x in w.add])
+        params["add"] = _json(
+            [_timer_row(i, x) | {"due_on": x.due, "traceparent": w.traced.get(i)} for i, x in w.add]
+        )
     if w.history:
         parts.append(q.HISTORY)
         params["history"] = _json(w.history)
     if w.outbox:
         parts.append(q.OUTBOX)
-        params["outbox"] = _json([{"event_id": e, "type": t, "body": b} for e, t, b in w.outbox])
+        params["outbox"] = _json(
+            [{"event_id": e.id, "type": e.type, "body": e.body} for e in w.outbox]
+        )
     if w.inbox:
         parts.append(q.INBOX)
         params["inbox"] = _json(w.inbox)

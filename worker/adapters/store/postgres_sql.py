@@ -110,9 +110,10 @@ CANCEL = """c AS (
   RETURNING timers.id)"""
 
 ADD = """a AS (
-  INSERT INTO timers (registration_id, kind, deadline, offset_days, due_on)
+  INSERT INTO timers (registration_id, kind, deadline, offset_days, due_on, traceparent)
   SELECT * FROM json_to_recordset(CAST(:add AS json))
-    AS v(registration_id bigint, kind text, deadline date, offset_days integer, due_on date)
+    AS v(registration_id bigint, kind text, deadline date, offset_days integer, due_on date,
+      traceparent text)
   ON CONFLICT (registration_id, kind, deadline, offset_days) DO NOTHING
   RETURNING id)"""
 

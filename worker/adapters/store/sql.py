@@ -113,8 +113,8 @@ class SqlTransaction:
 
     def _enqueue(self, events: list[Outgoing], now: dt.datetime) -> None:
         rows = [
-            {"event_id": event_id, "type": type_name, "body": body, "created_at": now}
-            for event_id, type_name, body in events
+            {"event_id": event.id, "type": event.type, "body": event.body, "created_at": now}
+            for event in events
         ]
         if rows:
             self.db.execute(insert(t.outbox), rows)

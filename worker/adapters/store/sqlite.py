@@ -117,6 +117,7 @@ class SqliteTransaction(sql.SqlTransaction):
         c = t.timers.c
         query = (
             select(c.id, c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days)
+            .add_columns(c.traceparent)
             .where(c.fired_at.is_(None), c.due_on <= today)
             .order_by(c.due_on, c.id)
             .limit(limit)
@@ -124,8 +125,10 @@ class SqliteTransaction(sql.SqlTransaction):
         if exclude:
             query = query.where(c.id.not_in(list(exclude)))
         dues = [
-            port.DueTimer(i, registration_id, Timer(due_on, kind, deadline, offset))
-            for i, registration_id, due_on, kind, deadline, offset in self.db.execute(query).all()
+            port.DueTimer(i, registration_id, Timer(due_on, kind, deadline, offset), cause)
+            for i, registration_id, due_on, kind, deadline, offset, cause in self.db.execute(
+                query
+            ).all()
         ]
         r = t.registrations.c
         ids = sorted({due.registration_id for due in dues})
@@ -150,7 +153,7 @@ class SqliteTransaction(sql.SqlTransaction):
         if writes.fired:
             fired = t.timers.c.id.in_(writes.fired)
             self.db.execute(update(t.timers).where(fired).values(fired_at=now))
-        self._change_timers(writes.cancel, writes.add)
+        self._change_timers(writes.cancel, writes.add, writes.traced)
         if writes.history:
             self.db.execute(insert(t.history), writes.history)
         self._enqueue(writes.outbox, now)
@@ -215,7 +218,10 @@ class SqliteTransaction(sql.SqlTransaction):
             raise port.StaleRegistrationError(", ".join(r.number for _, _, r in changes))
 
     def _change_timers(
-        self, cancel: Sequence[tuple[int, Timer]], add: Sequence[tuple[int, Timer]]
+        self,
+        cancel: Sequence[tuple[int, Timer]],
+        add: Sequence[tuple[int, Timer]],
+        traced: Mapping[int, str],
     ) -> None:
         """Only unfired timers are cancelled (fired ones stay as a record); one that exists
         already, fired or not, is not added again."""
@@ -237,14 +243,15 @@ class SqliteTransaction(sql.SqlTransaction):
             adding = sqlite_insert(t.timers).on_conflict_do_nothing(
                 index_elements=["registration_id", "kind", "deadline", "offset_days"]
             )
-            rows = [
+            added: list[dict[str, object]] = [
                 {
                     "registration_id": i,
                     "kind": x.kind,
                     "deadline": x.deadline,
                     "offset_days": x.offset_days,
                     "due_on": x.due,
+                    "traceparent": traced.get(i),
                 }
                 for i, x in add
             ]
-            self.db.execute(adding, rows)
+            self.db.execute(adding, added)

@@ -199,6 +199,8 @@ timers = Table(
     Column("offset_days", Integer, nullable=False),
     Column("due_on", Date, nullable=False),
     Column("fired_at", DateTime(timezone=True)),
+    # The trace of the message that set it (#19): its firing, years on, links to it.
+    Column("traceparent", String(55)),
     UniqueConstraint("registration_id", "kind", "deadline", "offset_days"),
     # In the sweep's order (due date, then id), so a claim stops after its batch: with the due
     # date alone, a day with many due timers is read and sorted whole for every batch.
