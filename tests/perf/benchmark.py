@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -311,9 +312,11 @@ def _percentiles(sent: dict[str, float], sink: Sink) -> dict[str, Any]:
     }
 
 
-def worker_run(count: int, more_rates: list[float]) -> dict[str, Any]:
+def worker_run(
+    count: int, more_rates: list[float], extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     vhost, db = fresh_vhost(), fresh_database()
-    env = worker_settings(vhost, db)
+    env = worker_settings(vhost, db) | (extra_env or {})
     try:
         worker = start_worker(env)
         url = env["KMO_BROKER_URL"]
@@ -584,6 +587,68 @@ def _latency_beside_retention(rate: float, count: int) -> dict[str, Any]:
         drop(vhost=vhost, db=db)
 
 
+class OtlpSink:
+    """Stands in for an OpenTelemetry Collector: takes OTLP/HTTP exports and answers 200, so
+    the worker pays for making, encoding and sending its spans, and nothing else."""
+
+    def __init__(self) -> None:
+        received = self.received = [0, 0]  # exports, bytes
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(size)
+                received[0] += 1
+                received[1] += size
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def env(self, ratio: float) -> dict[str, str]:
+        return {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": (
+                f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+            ),
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def tracing_run(count: int, repeat: int, ratio: float) -> dict[str, Any]:
+    """The worker with tracing off and on (sampling `ratio`), interleaved, `repeat` times."""
+    sink = OtlpSink()
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        for run in range(repeat):
+            for case in ("off", "on"):
+                step(f"worker, tracing {case}, {run + 1}")
+                extra = sink.env(ratio) if case == "on" else {}
+                runs[case].append(worker_run(count, [], extra)["msg_per_s"])
+    finally:
+        sink.close()
+    off, on = (statistics.median(runs[case]) for case in ("off", "on"))
+    return {
+        "sampling": ratio,
+        "runs_msg_per_s": runs,
+        "off_msg_per_s": off,
+        "on_msg_per_s": on,
+        "on_over_off": round(on / off, 3),
+        "exports": sink.received[0],
+        "exported_bytes": sink.received[1],
+    }
+
+
 def psql_count(table: str, where: str) -> Any:
     return text(f"SELECT count(*) FROM {table} WHERE {where}")
 
@@ -598,7 +663,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
     parser.add_argument(
         "--parts",
-        default="bare,worker,sweep,cases,replay,retention",
+        default="bare,worker,sweep,cases,replay,retention,tracing",
         help="a subset, to re-measure one part",
     )
     parser.add_argument(
@@ -668,13 +733,18 @@ def main() -> int:
         step("find and explain", lambda: figures.update(cases=cases_run(args.registrations)))
     if "replay" in parts:
         step("replay", lambda: figures.update(replay=lives_run(args.registrations)))
+    if "tracing" in parts:
+        step(
+            "tracing",
+            lambda: figures.update(tracing=tracing_run(args.messages, args.repeat, 0.1)),
+        )
     if "retention" in parts:
         rate = figures.get("worker", {}).get("latency_rate_msg_per_s", args.retention_rate)
         step(
             "retention",
             lambda: figures.update(retention=retention_run(args.prunable, rate, args.repeat)),
         )
-    if parts != {"bare", "worker", "sweep", "cases", "replay", "retention"}:
+    if parts != {"bare", "worker", "sweep", "cases", "replay", "retention", "tracing"}:
         print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):
@@ -781,6 +851,11 @@ def report(f: dict[str, Any]) -> str:
             f"p99 at {f['retention']['latency_rate_msg_per_s']:,.0f} msg/s, retention beside",
             "{with} ms (without {without} ms)".format(**f["retention"]["p99_ms"]),
             f"{f['retention']['p99_ratio']}×; target ≤ 1.5×",
+        ),
+        (
+            "throughput, tracing on (10 % sampled) over off, interleaved",
+            f"{f['tracing']['on_msg_per_s']:,} / {f['tracing']['off_msg_per_s']:,} msg/s",
+            f"{f['tracing']['on_over_off']:.1%}; target ≥ 90 %",
         ),
         (
             "worker RSS",

@@ -16,7 +16,6 @@ CloudEvents ones (`cloudevents.event_id`, ...).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -67,25 +66,27 @@ class Tracing:
         source: str,
         routing_key: str,
     ) -> Span:
-        """A consumed message's span, a child of the context it carried (if any)."""
-        attributes: dict[str, Any] = {
-            "messaging.system": SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": "kmo.inbound",
-            "messaging.rabbitmq.destination.routing_key": routing_key,
-            "messaging.message.id": message_id,
-            "cloudevents.event_id": message_id,
-            "cloudevents.event_type": type_name,
-            "cloudevents.event_source": source,
-            "cloudevents.event_spec_version": "1.0",
-        }
-        return self.tracer.start_span(
-            "process kmo.inbound",
-            context=parent(carried),
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
+        """A consumed message's span, a child of the context it carried (if any). Its
+        attributes are set only where it is sampled: most are not, and cost no more."""
+        span = self.tracer.start_span(
+            "process kmo.inbound", context=parent(carried), kind=SpanKind.CONSUMER
         )
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.system": SYSTEM,
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": "kmo.inbound",
+                    "messaging.rabbitmq.destination.routing_key": routing_key,
+                    "messaging.message.id": message_id,
+                    "cloudevents.event_id": message_id,
+                    "cloudevents.event_type": type_name,
+                    "cloudevents.event_source": source,
+                    "cloudevents.event_spec_version": "1.0",
+                }
+            )
+        return span
 
     def transaction(self, spans: Sequence[Span], what: str) -> Span:
         """One database transaction for a batch, linked to each message or timer in it."""
@@ -97,20 +98,22 @@ class Tracing:
         )
 
     def publishing(self, destination: str, carried: Iterable[str | None], count: int) -> Span:
-        """A publish of events (or of a dead letter), linked to the contexts they carry."""
-        links = [Link(context) for context in map(span_context, carried) if context is not None]
-        return self.tracer.start_span(
-            f"publish {destination}",
-            kind=SpanKind.PRODUCER,
-            links=links,
-            attributes={
-                "messaging.system": SYSTEM,
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "publish",
-                "messaging.destination.name": destination,
-                "messaging.batch.message_count": count,
-            },
-        )
+        """A publish of events, linked to the contexts they carry (where it is sampled)."""
+        span = self.tracer.start_span(f"publish {destination}", kind=SpanKind.PRODUCER)
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.system": SYSTEM,
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "publish",
+                    "messaging.destination.name": destination,
+                    "messaging.batch.message_count": count,
+                }
+            )
+            for context in map(span_context, carried):
+                if context is not None:
+                    span.add_link(context)
+        return span
 
     def dead_lettering(self, carried: Carried | None, reason: str, message_id: str | None) -> Span:
         span = self.tracer.start_span(
@@ -158,10 +161,11 @@ def span_context(traceparent: str | None) -> trace.SpanContext | None:
 
 
 def carried_by(span: Span) -> Carried:
-    """The span's context, as a message carries it onward."""
-    carrier: dict[str, str] = {}
-    PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
-    return Carried(carrier["traceparent"], carrier.get("tracestate"))
+    """The span's context, as a message carries it onward (W3C `traceparent`, version 00,
+    written here rather than by the propagator: it runs for every message, sampled or not)."""
+    context = span.get_span_context()
+    traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    return Carried(traceparent, context.trace_state.to_header() or None)
 
 
 def ids(span: Span) -> dict[str, str]:
