@@ -1,7 +1,9 @@
 """A stand-in mailer for the local stack: prints what it would send, and acks.
 
 It shows what a real mailer must do: read `kmo.mailer`, deduplicate on the CloudEvents id (the
-worker delivers at least once), and stay silent when `notify` is false.
+worker delivers at least once), and stay silent when `notify` is false. Where the worker traces,
+an event carries `traceparent`: a mailer that traces starts its span as a child of it, so the
+mail shows in the request's trace; this one prints the trace id.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ def on_message(body: Any, message: Any) -> None:
         seen.add(event["id"])
         recipient = data.get("recipient") or {}
         extra = {k: v for k, v in data.items() if k in ("period", "reason", "days_left", "follow_up_deadline", "reaction_deadline")}
+        trace = event.get("traceparent", "").split("-")
         print(
             f"mail ({recipient.get('language', '?')}) {event['type']} "
-            f"{data['registration_number']} {data['state']} {json.dumps(extra)}",
+            f"{data['registration_number']} {data['state']} {json.dumps(extra)}"
+            + (f" trace {trace[1]}" if len(trace) == 4 else ""),
             flush=True,
         )
     message.ack()

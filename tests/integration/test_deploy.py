@@ -101,3 +101,5 @@ def test_the_compose_worker_configuration_is_valid_and_names_the_broker_users(
     assert settings.broker_url.startswith("amqp://kmo-worker:worker-secret@")
     assert settings.database_url.startswith("postgresql+psycopg://kmo:kmo-secret@postgres")
     assert "KMO_BROKER_URL" not in _worker_environment()  # a file, not the environment
+    assert settings.tracing  # to the stack's Jaeger (#19)
+    assert "jaeger" in COMPOSE["services"]

@@ -76,6 +76,12 @@ def drop(vhost: str | None = None, db: str | None = None) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system time the process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -330,12 +336,14 @@ def worker_run(
         expected = 2 * (len(mix) // 3)  # request_accepted and registered per registration
         sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), expected)
         inbound = Exchange("kmo.inbound", type="topic", durable=True)
+        cpu_before = cpu_seconds(worker.pid)
         start = time.perf_counter()
         publish_all(url, inbound, mix)
         sink.arrived(1800)
         elapsed = sink.last - start
         throughput = len(mix) / elapsed
         rss_after = rss_kib(worker.pid)
+        cpu_per_msg_us = (cpu_seconds(worker.pid) - cpu_before) / len(mix) * 1e6
 
         # Latency at half the measured throughput, of the same mix over new registrations:
         # publish to event, for every message that causes one (requests and audits).
@@ -349,6 +357,7 @@ def worker_run(
             "events": expected,
             "seconds": round(elapsed, 2),
             "msg_per_s": round(throughput, 1),
+            "worker_cpu_us_per_msg": round(cpu_per_msg_us, 1),
             "latency_rate_msg_per_s": round(rate, 1),
             "latency_samples": latency["samples"],
             "latency_ms": latency["ms"],
@@ -629,21 +638,27 @@ def tracing_run(count: int, repeat: int, ratio: float) -> dict[str, Any]:
     """The worker with tracing off and on (sampling `ratio`), interleaved, `repeat` times."""
     sink = OtlpSink()
     runs: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
     try:
         for run in range(repeat):
             for case in ("off", "on"):
                 step(f"worker, tracing {case}, {run + 1}")
                 extra = sink.env(ratio) if case == "on" else {}
-                runs[case].append(worker_run(count, [], extra)["msg_per_s"])
+                measured = worker_run(count, [], extra)
+                runs[case].append(measured["msg_per_s"])
+                cpu[case].append(measured["worker_cpu_us_per_msg"])
     finally:
         sink.close()
     off, on = (statistics.median(runs[case]) for case in ("off", "on"))
+    cpu_off, cpu_on = (statistics.median(cpu[case]) for case in ("off", "on"))
     return {
         "sampling": ratio,
         "runs_msg_per_s": runs,
         "off_msg_per_s": off,
         "on_msg_per_s": on,
         "on_over_off": round(on / off, 3),
+        "worker_cpu_us_per_msg": cpu,
+        "cpu_on_over_off": round(cpu_on / cpu_off, 3),
         "exports": sink.received[0],
         "exported_bytes": sink.received[1],
     }

@@ -191,3 +191,27 @@ def test_only_an_operator_may_speak_for_another_publisher() -> None:
         headers={"x-kmo-original-user-id": "bqa"},
     )
     assert isinstance(verdict, intake.Rejected) and verdict.reason == "unauthorized_publisher"
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_the_trace_context_is_read_from_the_envelope_or_else_the_headers() -> None:
+    """CloudEvents' Distributed Tracing extension, structured mode first (#19)."""
+    sent = {**s.request(KEY), "traceparent": TRACEPARENT, "tracestate": "desk=1"}
+    verdict = check(sent)
+    assert isinstance(verdict, intake.Accepted)
+    assert verdict.carried == (TRACEPARENT, "desk=1")
+    in_headers = check(s.request(KEY), headers={"traceparent": TRACEPARENT})
+    assert isinstance(in_headers, intake.Accepted)
+    assert in_headers.carried == (TRACEPARENT, None)
+    malformed = check({**s.request(KEY), "traceparent": "00-nope-01"})
+    assert isinstance(malformed, intake.Accepted) and malformed.carried is None  # ignored
+
+
+def test_when_it_was_sent_comes_from_its_time_or_else_the_amqp_timestamp() -> None:
+    at = dt.datetime(2027, 2, 1, 9, 30, tzinfo=dt.UTC)
+    timed = check({**s.request(KEY), "time": "2027-02-01T09:30:00Z"})
+    assert isinstance(timed, intake.Accepted) and timed.sent_at == at
+    assert intake.sent_at(None, at.timestamp()) == at
+    assert intake.sent_at(None, None) is None

@@ -9,7 +9,6 @@ Transient failures are retried within `KMO_RETRY_ATTEMPTS` and `KMO_RETRY_MAX_SE
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from tenacity import Retrying
 from worker.adapters import broker
 from worker.bootstrap import App
 from worker.contracts import dead_letters
-from worker.contracts.envelope import Outgoing
+from worker.contracts.envelope import Carried, Outgoing
 from worker.observability import logs, tracing
 from worker.observability import metrics as m
 from worker.service import intake, retrying, unit_of_work
@@ -78,7 +77,7 @@ class Inbound:
         traced = Traced.start(self.app.tracing, accepted)
         try:
             with structlog.contextvars.bound_contextvars(**batch_ids, **traced.ids):
-                committed = self._retrying(self._unit(traced.verdicts))
+                committed = self._retrying(self._unit(traced.verdicts, traced.carried))
         except Exception as error:
             traced.failed(error)
             return self._batch_failed(accepted, error, producer)
@@ -90,10 +89,12 @@ class Inbound:
         traced.end(committed.results)
         return committed.events
 
-    def _unit(self, messages: list[intake.Accepted]) -> Callable[[], unit_of_work.Committed]:
+    def _unit(
+        self, messages: list[intake.Accepted], carried: list[Carried] | None = None
+    ) -> Callable[[], unit_of_work.Committed]:
         app = self.app
         return lambda: unit_of_work.handle_messages(
-            app.store, app.envelopes, messages, app.context(), app.clock.now(), self._join
+            app.store, app.envelopes, messages, app.context(), app.clock.now(), self._join, carried
         )
 
     def _batch_failed(
@@ -218,6 +219,7 @@ class Traced:
     verdicts: list[intake.Accepted]
     spans: list[Span] = field(default_factory=list)
     batch: Span | None = None
+    carried: list[Carried] | None = None  # per message, its span's context, for its events
 
     @classmethod
     def start(cls, traces: tracing.Tracing, accepted: list[Item]) -> Traced:
@@ -227,11 +229,8 @@ class Traced:
         spans = [
             traces.processing(v.carried, v.id, v.type, v.source, v.routing_key) for v in verdicts
         ]
-        carried = [
-            dataclasses.replace(v, carried=tracing.carried_by(span))
-            for v, span in zip(verdicts, spans, strict=True)
-        ]
-        return cls(carried, spans, traces.transaction(spans, "transaction"))
+        carried = [tracing.carried_by(span) for span in spans]
+        return cls(verdicts, spans, traces.transaction(spans, "transaction"), carried)
 
     @property
     def ids(self) -> dict[str, str]:
@@ -244,6 +243,9 @@ class Traced:
         if self.batch is None:
             return
         for span, result in zip(self.spans, results, strict=True):
+            if not span.is_recording():  # not sampled: nothing to say
+                span.end()
+                continue
             span.set_attribute("kmo.outcome", result.outcome)
             if result.registration_number:
                 span.set_attribute("kmo.registration_number", result.registration_number)

@@ -143,9 +143,12 @@ class Tracing:
         )
 
 
-def parent(carried: Carried | None) -> Context | None:
+NO_PARENT = Context()  # a message that carries no trace starts one (and the SDK looks no further)
+
+
+def parent(carried: Carried | None) -> Context:
     if carried is None:
-        return None
+        return NO_PARENT
     carrier = {"traceparent": carried.traceparent}
     if carried.tracestate:
         carrier["tracestate"] = carried.tracestate
@@ -165,7 +168,8 @@ def carried_by(span: Span) -> Carried:
     written here rather than by the propagator: it runs for every message, sampled or not)."""
     context = span.get_span_context()
     traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-    return Carried(traceparent, context.trace_state.to_header() or None)
+    state = context.trace_state
+    return Carried(traceparent, state.to_header() if state else None)
 
 
 def ids(span: Span) -> dict[str, str]:

@@ -58,13 +58,19 @@ def handle_messages(
     ctx: Context,
     now: dt.datetime,
     join: Join | None = None,
+    carried: Sequence[Carried] | None = None,
 ) -> Committed:
     """All messages in one transaction, in order; any failure rolls the whole batch back.
-    `join` may add its own writes to the transaction (the engine's "sent" marks)."""
+    `join` may add its own writes to the transaction (the engine's "sent" marks). `carried`:
+    per message, the trace its events continue, where it is not the one it came with (#19)."""
     with store.transaction() as tx:
         work = UnitOfWork(tx, wrap, ctx, now)
         work.read_for_messages(messages)
-        results = [work.handle(message) for message in messages]
+        if carried is None:
+            results = [work.handle(message) for message in messages]
+        else:
+            pairs = zip(messages, carried, strict=True)
+            results = [work.handle(message, trace) for message, trace in pairs]
         if join is not None:
             join(tx)
         work.write()
@@ -136,7 +142,7 @@ class _Cause:
     carried: Carried | None = None  # the trace its events continue (#19)
 
     @classmethod
-    def of(cls, message: Accepted) -> _Cause:
+    def of(cls, message: Accepted, carried: Carried | None) -> _Cause:
         bureau = getattr(message.data, "audit_bureau", None)
         return cls(
             message.id,
@@ -144,7 +150,7 @@ class _Cause:
             bureau and normalise(bureau),
             message.publisher,
             inbound.act_of(message.data),
-            message.carried,
+            carried,
         )
 
 
@@ -212,7 +218,7 @@ class UnitOfWork:
 
     # -- deciding ---------------------------------------------------------------------------
 
-    def handle(self, message: Accepted) -> Result:
+    def handle(self, message: Accepted, carried: Carried | None = None) -> Result:
         if message.id in self._seen:
             return Result("duplicate", None, ())
         self._seen.add(message.id)
@@ -226,7 +232,8 @@ class UnitOfWork:
             outcome = lives.retract(self.tx, slot.id, slot.current, decided, self.ctx, slot.steps)
         else:
             outcome = lifecycle.decide(slot.current, decided, self.ctx, number)
-        result = self._record(slot, outcome, _Cause.of(message), always=True)
+        cause = _Cause.of(message, carried or message.carried)
+        result = self._record(slot, outcome, cause, always=True)
         if self._keeps_steps and slot.current is not None:
             slot.steps.append(replay.Step(self.ctx.today, decided, result.events))
         # The archive row; its registration's id is known once the batch writes (a new one).
