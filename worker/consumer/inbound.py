@@ -139,7 +139,8 @@ class Inbound:
         elif result.rule == "R19":
             m.REGISTRATIONS_ERASED.labels("on_request").inc()
         m.HANDLING_SECONDS.observe(seconds)
-        ids = tracing.ids(span) if span is not None else {}
+        # A span that is not sampled is exported nowhere: no ids to point at.
+        ids = tracing.ids(span) if span is not None and span.is_recording() else {}
         if verdict.sent_at is not None:
             critical = max(0.0, (committed_at - verdict.sent_at).total_seconds())
             m.CRITICAL_SECONDS.observe(critical, exemplar=ids or None)
@@ -234,7 +235,9 @@ class Traced:
 
     @property
     def ids(self) -> dict[str, str]:
-        return tracing.ids(self.batch) if self.batch is not None else {}
+        if self.batch is None or not self.batch.is_recording():
+            return {}
+        return tracing.ids(self.batch)
 
     def span(self, index: int) -> Span | None:
         return self.spans[index] if self.spans else None
