@@ -17,7 +17,8 @@ from worker.adapters.store import port
 from worker.adapters.store import tables as t
 from worker.bootstrap import open_store
 from worker.domain.model import Context
-from worker.service import intake, retention, unit_of_work
+from worker.entrypoints import explain
+from worker.service import cases, intake, retention, unit_of_work
 from worker.service.envelopes import Envelopes
 
 pytestmark = pytest.mark.integration
@@ -149,6 +150,10 @@ def test_each_kind_of_row_goes_after_its_window_and_a_live_life_stays(store: por
     with store.engine.connect() as db:
         pruned = db.execute(select(t.registrations.c.pruned_on).order_by(t.registrations.c.id))
         assert [row[0] for row in pruned] == [None, TODAY, None]
+    (closed,) = store.find("0403170701")
+    story = cases.explain(store, closed, TODAY)  # what is left of it says so
+    assert story["registration"]["pruned_on"] == TODAY.isoformat() and story["changes"] == []
+    assert "deleted by retention" in explain.render(story)
     again = retention.batches(store, Envelopes("urn:test"), Context(TODAY), NOW, WINDOWS)
     assert sum(batch.rows for batch in again) == 0  # a second pass finds nothing
     oldest = store.oldest_kept()

@@ -91,6 +91,8 @@ def render(story: dict[str, Any]) -> str:
             lines.append(f"  {label} {r[name]}")
     if r["erased_on"]:
         lines.append(f"  personal data erased on {r['erased_on']} [R19]")
+    if r.get("pruned_on"):
+        lines.append(f"  history and archive before {r['pruned_on']} deleted by retention [R20]")
     lines += ["", "What happened"]
     for change in story["changes"]:
         lines += _change_lines(change)

@@ -38,7 +38,7 @@ def explain(store: port.Store, found: port.Stored, today: dt.date) -> dict[str, 
         _mark_corrections(change, fixes)
     messages = [_message(row, fixes) for row in case.archive]
     return {
-        "registration": summary(found.registration),
+        "registration": summary(found.registration) | {"pruned_on": _iso(case.pruned_on)},
         "changes": story,
         "ignored": [m for m in messages if m["outcome"] == "ignored"],
         "messages": messages,

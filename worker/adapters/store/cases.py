@@ -189,6 +189,11 @@ class CaseQueries:
                     .order_by(t.dead_letters.c.id),
                 ),
                 _pending(db, found.id),
+                _date(
+                    db.execute(
+                        select(t.registrations.c.pruned_on).where(t.registrations.c.id == found.id)
+                    ).scalar()
+                ),
             )
 
     def sent_at(self, event_ids: Sequence[str]) -> dict[str, dt.datetime | None]:

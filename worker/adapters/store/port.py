@@ -257,6 +257,7 @@ class CaseFile:
     archive: list[dict[str, Any]]  # the messages about it; bodies only of retractions (R17)
     dead_letters: list[dict[str, Any]]  # about its enterprise number and service
     pending: list[Timer]  # unfired timers, in due order
+    pruned_on: dt.date | None = None  # its history and archive deleted then (R20)
 
 
 @dataclass(frozen=True)
