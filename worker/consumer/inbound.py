@@ -83,9 +83,11 @@ class Inbound:
             return self._batch_failed(accepted, error, producer)
         broker.ack(messages, self.app.capabilities)  # only now: the transaction has committed
         seconds = time.perf_counter() - started
-        now = self.app.clock.now()
-        for index, result in enumerate(committed.results):
-            self._handled(traced.verdicts[index], result, seconds, now, traced.span(index))
+        ids = [
+            self._handled(traced.verdicts[index], result, seconds, traced.span(index))
+            for index, result in enumerate(committed.results)
+        ]
+        self._critical(traced.verdicts, ids, self.app.clock.now())
         traced.end(committed.results)
         return committed.events
 
@@ -122,7 +124,8 @@ class Inbound:
             return self._batch_failed([item], error, producer)
         message.ack()
         seconds = time.perf_counter() - started
-        self._handled(verdict, committed.results[0], seconds, self.app.clock.now())
+        ids = self._handled(verdict, committed.results[0], seconds)
+        self._critical([verdict], [ids], self.app.clock.now())
         return committed.events
 
     def _handled(
@@ -130,20 +133,17 @@ class Inbound:
         verdict: intake.Accepted,
         result: unit_of_work.Result,
         seconds: float,
-        committed_at: dt.datetime,
         span: Span | None = None,
-    ) -> None:
+    ) -> dict[str, str]:
+        """Count and log one message; its span's ids where it is sampled (an unsampled one is
+        exported nowhere: no ids to point at)."""
         m.MESSAGES.labels(verdict.type, result.outcome).inc()
         if result.reason:
             m.IGNORED.labels(result.reason).inc()
         elif result.rule == "R19":
             m.REGISTRATIONS_ERASED.labels("on_request").inc()
         m.HANDLING_SECONDS.observe(seconds)
-        # A span that is not sampled is exported nowhere: no ids to point at.
         ids = tracing.ids(span) if span is not None and span.is_recording() else {}
-        if verdict.sent_at is not None:
-            critical = max(0.0, (committed_at - verdict.sent_at).total_seconds())
-            m.CRITICAL_SECONDS.observe(critical, exemplar=ids or None)
         log.info(
             "message_handled",
             message_id=verdict.id,
@@ -154,6 +154,18 @@ class Inbound:
             events=list(result.events),
             duration_ms=round(seconds * 1000, 2),
             **ids,
+        )
+        return ids
+
+    @staticmethod
+    def _critical(
+        verdicts: list[intake.Accepted], ids: list[dict[str, str]], committed_at: dt.datetime
+    ) -> None:
+        """Sent to committed, for the batch at once; each sampled one's trace as its exemplar."""
+        m.CRITICAL_SECONDS.observe_all(
+            (max(0.0, (committed_at - v.sent_at).total_seconds()), exemplar or None)
+            for v, exemplar in zip(verdicts, ids, strict=True)
+            if v.sent_at is not None
         )
 
     def _dead_letter(

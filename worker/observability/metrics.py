@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.samples import Exemplar
 
 from worker.contracts.inbound import INBOUND
 
@@ -39,12 +48,61 @@ HANDLING_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
-CRITICAL_SECONDS = Histogram(
+
+
+class BatchHistogram:
+    """A histogram observed a batch at a time, exposed like any other, with the last exemplar
+    of each bucket: one lock per batch, where prometheus_client's takes two per sample (it
+    cost the worker 1.2 % more instructions per message, docs/performance.md)."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self._bounds = (*buckets, math.inf)
+        self._counts = [0] * len(self._bounds)
+        self._exemplars: list[Exemplar | None] = [None] * len(self._bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_all(self, samples: Iterable[tuple[float, dict[str, str] | None]]) -> None:
+        """Each (value, exemplar labels or None)."""
+        with self._lock:
+            for value, exemplar in samples:
+                i = bisect.bisect_left(self._bounds, value)
+                self._counts[i] += 1
+                self._sum += value
+                if exemplar:
+                    self._exemplars[i] = Exemplar(exemplar, value, time.time())
+
+    @property
+    def sum(self) -> float:
+        return self._sum
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> list[Metric]:
+        with self._lock:
+            counts, exemplars, total = list(self._counts), list(self._exemplars), self._sum
+        buckets: list[Any] = []
+        cumulative = 0
+        for bound, count, exemplar in zip(self._bounds, counts, exemplars, strict=True):
+            cumulative += count
+            le = "+Inf" if bound == math.inf else str(float(bound))
+            buckets.append((le, cumulative, exemplar) if exemplar else (le, cumulative))
+        family = HistogramMetricFamily(self.name, self.documentation)
+        family.add_metric([], buckets, sum_value=total)
+        return [family]
+
+
+CRITICAL_SECONDS = BatchHistogram(
     "kmo_message_critical_seconds",
     "Time from when an inbound message was sent (its CloudEvents time, else the AMQP timestamp) "
     "to the commit of its effects: what its publisher waits, queueing included (#19).",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
-    registry=REGISTRY,
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    REGISTRY,
 )
 EVENTS_PUBLISHED = Counter(
     "kmo_events_published_total",
