@@ -52,16 +52,18 @@ def run(app: App, args: argparse.Namespace) -> int:
     counts = app.store.count_by_state()
     total = 1 if number else sum(n for s, n in counts.items() if not states or s in states)
     totals, shown = what_if.Totals(), 0
+    # A process pool pays for its start-up: worth it from a few windows on.
+    jobs = args.jobs if not number and total > 2 * WINDOW else 1
     with progress.bar(total, "registrations", quiet=args.json) as bar:
-        for verdicts in what_if.verdicts(app.store, app.context(), states=states, number=number):
-            for verdict in verdicts:
-                totals.count(verdict)
-                if verdict.differs and (args.json or shown < args.show):
+        for part, differing in judged(app, states=states, number=number, jobs=jobs):
+            totals += part
+            for verdict in differing:
+                if args.json or shown < args.show:
                     shown += 1
                     bar.write(
                         json.dumps(dataclasses.asdict(verdict)) if args.json else _text(verdict)
                     )
-            bar.update(len(verdicts))
+            bar.update(part.registrations)
     if args.json:
         print(json.dumps({"totals": vars(totals)}))
     else:
