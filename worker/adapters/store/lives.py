@@ -3,11 +3,11 @@ decided, each with the archived message that caused it. The same SQL on both dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, Text, cast, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, Text, cast, func, select
 
 from worker.adapters.store import port
 from worker.adapters.store import tables as t
@@ -17,7 +17,17 @@ from worker.domain.schedule import Timer
 h, i, r = t.history.c, t.inbox.c, t.registrations.c
 
 
-def statement(registration_ids: Sequence[int]) -> Select[Any]:
+def chosen(
+    column: ColumnElement[int], registration_ids: Sequence[int], every: bool
+) -> ColumnElement[bool]:
+    """`column` among these ids, ascending; `every`: they are every id in their range, so a
+    range (two bounds, an index range scan) says it, not a list of a thousand parameters."""
+    if every:
+        return column.between(registration_ids[0], registration_ids[-1])
+    return column.in_(list(registration_ids))
+
+
+def statement(registration_ids: Sequence[int], every: bool = False) -> Select[Any]:
     """The lives of these registrations, one after the other, each in the order decided."""
     return (
         select(
@@ -30,32 +40,30 @@ def statement(registration_ids: Sequence[int]) -> Select[Any]:
             i.publisher,
         )
         .select_from(t.history.outerjoin(t.inbox, i.message_id == h.cause_id))
-        .where(h.registration_id.in_(list(registration_ids)))
+        .where(chosen(h.registration_id, registration_ids, every))
         .order_by(h.registration_id, h.id)
     )
 
 
-def lived(row: Any) -> port.Lived:
-    events = tuple(orjson.loads(row.events)) if row.events else ()
-    return port.Lived(
-        row.business_date, row.cause_id, row.cause_type, events, row.body, row.publisher
-    )
-
-
 def read(db: Connection, registration_id: int) -> list[port.Lived]:
-    return [lived(row) for row in db.execute(statement([registration_id])).all()]
+    rows = db.execute(statement([registration_id]))
+    return next((life for _, life in by_registration(rows)), [])
 
 
-def by_registration(rows: Iterator[Any]) -> Iterator[tuple[int, list[port.Lived]]]:
-    """Rows of `statement`, grouped into one life per registration."""
+def by_registration(rows: Iterable[Any]) -> Iterator[tuple[int, list[port.Lived]]]:
+    """Rows of `statement`, grouped into one life per registration (unpacked as tuples: a
+    million lives are read through here)."""
     current: int | None = None
     life: list[port.Lived] = []
-    for row in rows:
-        if row.registration_id != current:
+    loads, make = orjson.loads, port.Lived
+    for registration_id, day, cause_id, cause_type, events, body, publisher in rows:
+        if registration_id != current:
             if current is not None:
                 yield current, life
-            current, life = row.registration_id, []
-        life.append(lived(row))
+            current, life = registration_id, []
+        life.append(
+            make(day, cause_id, cause_type, tuple(loads(events)) if events else (), body, publisher)
+        )
     if current is not None:
         yield current, life
 
@@ -65,14 +73,16 @@ def registration_of(db: Connection, message_id: str) -> int | None:
     return found[0] if found else None
 
 
-def timers_of(db: Connection, registration_ids: Sequence[int]) -> dict[int, dict[Timer, bool]]:
-    """Each registration's stored timers, and whether each fired."""
+def timers_of(
+    db: Connection, registration_ids: Sequence[int], every: bool = False
+) -> dict[int, dict[Timer, bool]]:
+    """Each registration's stored timers, and whether each fired (`every`: as in `chosen`)."""
     c = t.timers.c
     query = select(c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days, c.fired_at)
     found: dict[int, dict[Timer, bool]] = {i: {} for i in registration_ids}
-    for row in db.execute(query.where(c.registration_id.in_(list(registration_ids)))).all():
-        timer = Timer(row.due_on, row.kind, row.deadline, row.offset_days)
-        found[row.registration_id][timer] = row.fired_at is not None
+    rows = db.execute(query.where(chosen(c.registration_id, registration_ids, every)))
+    for registration_id, due, kind, deadline, offset_days, fired_at in rows:
+        found[registration_id][Timer(due, kind, deadline, offset_days)] = fired_at is not None
     return found
 
 
@@ -102,9 +112,10 @@ class LifeQueries:
             query = query.where(r.state.in_(list(states)))
         if number is not None:
             query = query.where(r.registration_number == number)
+        every = not states and number is None  # no id in the range is left out
         with self.engine.connect() as db:
             found = [stored(row) for row in db.execute(query.order_by(r.id).limit(limit)).all()]
             ids = [s.id for s in found]
-            lived = dict(by_registration(iter(db.execute(statement(ids)).all()))) if ids else {}
-            timers = timers_of(db, ids) if ids else {}
+            lived = dict(by_registration(db.execute(statement(ids, every)))) if ids else {}
+            timers = timers_of(db, ids, every) if ids else {}
         return [port.Life(s, lived.get(s.id, []), timers.get(s.id, {})) for s in found]
