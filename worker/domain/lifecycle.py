@@ -181,27 +181,26 @@ def decide(
     ctx: Context,
     number: str | None = None,
 ) -> Outcome:
-    key = key_of(message.data)
-    name = trigger(message.data)
+    data = message.data
+    name = trigger(data)
     if name == "retraction":
         raise TypeError("a retraction needs the registration's life: replay.retract decides it")
     if name == "request":
-        return R.request(registration, message, ctx, key, number)
+        return R.request(registration, message, ctx, key_of(data), number)
     if registration is None:
-        return ignored(None, key, message, "unknown_registration")
-    data = message.data
+        return ignored(None, key_of(data), message, "unknown_registration")
     if isinstance(data, AuditReported) and data.report_id in registration.reports_seen:
-        return ignored(registration, key, message, "duplicate_report")
+        return ignored(registration, key_of(data), message, "duplicate_report")
     rule = TABLE.get((registration.state, name))
     if registration.state in TERMINAL and rule is None:
-        return ignored(registration, key, message, "registration_closed")
+        return ignored(registration, key_of(data), message, "registration_closed")
     if rule is None:
         reason = NOT_AWAITED.get(name, name.split(".")[0] + "_not_awaited")
-        return ignored(registration, key, message, reason)
+        return ignored(registration, key_of(data), message, reason)
     refusal = _not_of_record(registration, data)
     if refusal is not None:
-        return ignored(registration, key, message, refusal)
-    return rule(registration, message, ctx)
+        return ignored(registration, key_of(data), message, refusal)
+    return rule(registration, message, ctx)  # the key as published is needed only above
 
 
 def _not_of_record(registration: Registration, data: InboundData) -> str | None:

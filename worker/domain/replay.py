@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -77,6 +78,13 @@ def retract(
     return run.retraction(message, ctx, elsewhere)
 
 
+@functools.lru_cache(maxsize=4096)
+def on(ctx: Context, today: dt.date) -> Context:
+    """The context on a step's business date: lives share their dates (a cohort's), and a
+    context is a dataclass that takes microseconds to copy."""
+    return dataclasses.replace(ctx, today=today)
+
+
 def cause_id(step: Step, number: str) -> str:
     """What the events of a step name as their cause (contract.md: deterministic ids)."""
     cause = step.cause
@@ -110,7 +118,7 @@ class _Run:
     closing: Message | Timer | None = None  # what brought the registration to its end
 
     def take(self, step: Step) -> None:
-        cause, day = step.cause, dataclasses.replace(self.ctx, today=step.on)
+        cause, day = step.cause, on(self.ctx, step.on)
         if isinstance(cause, Timer):
             if self.current is None:
                 return

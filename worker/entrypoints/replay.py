@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from worker.adapters.store import port
-from worker.bootstrap import App, open_store
+from worker.bootstrap import App, open_store, settle_heap
 from worker.config import Settings
 from worker.domain.model import Context
 from worker.entrypoints import progress
@@ -81,6 +81,7 @@ def judged(
     processes (each with its own connection) when more than one."""
     ctx = app.context()
     if jobs <= 1:
+        settle_heap()  # a window keeps thousands of lives alive: the collector skips the rest
         for verdicts in what_if.verdicts(app.store, ctx, states=states, number=number):
             yield _totals(verdicts)
         return
@@ -96,6 +97,7 @@ _worker: tuple[port.Store, Context] | None = None  # a pool process's own store 
 def _start(settings: Settings, ctx: Context) -> None:
     global _worker
     _worker = (open_store(settings.database_url), ctx)
+    settle_heap()
 
 
 def _window(window: tuple[int, int], states: Sequence[str]) -> Judged:

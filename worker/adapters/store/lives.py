@@ -46,7 +46,7 @@ def statement(registration_ids: Sequence[int], every: bool = False) -> Select[An
 
 
 def read(db: Connection, registration_id: int) -> list[port.Lived]:
-    rows = db.execute(statement([registration_id]))
+    rows = db.execute(statement([registration_id])).all()
     return next((life for _, life in by_registration(rows)), [])
 
 
@@ -80,7 +80,7 @@ def timers_of(
     c = t.timers.c
     query = select(c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days, c.fired_at)
     found: dict[int, dict[Timer, bool]] = {i: {} for i in registration_ids}
-    rows = db.execute(query.where(chosen(c.registration_id, registration_ids, every)))
+    rows = db.execute(query.where(chosen(c.registration_id, registration_ids, every))).all()
     for registration_id, due, kind, deadline, offset_days, fired_at in rows:
         found[registration_id][Timer(due, kind, deadline, offset_days)] = fired_at is not None
     return found
@@ -116,6 +116,6 @@ class LifeQueries:
         with self.engine.connect() as db:
             found = [stored(row) for row in db.execute(query.order_by(r.id).limit(limit)).all()]
             ids = [s.id for s in found]
-            lived = dict(by_registration(db.execute(statement(ids, every)))) if ids else {}
+            lived = dict(by_registration(db.execute(statement(ids, every)).all())) if ids else {}
             timers = timers_of(db, ids, every) if ids else {}
         return [port.Life(s, lived.get(s.id, []), timers.get(s.id, {})) for s in found]
