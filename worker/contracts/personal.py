@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 FIELDS = frozenset({"email", "iban", "id_number", "signed_by"})
 MARKER = "[erased]"
 MIN_LENGTH = 4  # shorter values (a stray "x" in a test) would erase unrelated text
@@ -65,14 +63,3 @@ def replaced(text: str, values: Iterable[str]) -> str:
         if value in text:
             text = text.replace(value, MARKER)
     return text
-
-
-def scrub_json_text(text: str, known: Iterable[str] = ()) -> tuple[str, set[str]]:
-    """A JSON document as text, its personal fields and any `known` value erased; and the
-    personal values it held. Text that is not JSON has only the known values replaced."""
-    try:
-        document = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return replaced(text, spellings(known)), set()
-    clean, found = scrub(document)
-    return replaced(orjson.dumps(clean).decode(), spellings({*known, *found})), found

@@ -8,7 +8,7 @@ letters are found by the registration's key. The document itself the core has al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -38,12 +38,13 @@ def _erase(db: Connection, erasure: port.Erasure) -> None:
     archived = _bodies(db, t.inbox, "message_id", causes)
     events = sorted({eid for row in history for eid in _event_ids(row.cause_id, row.events)})
     sent = _bodies(db, t.outbox, "event_id", events)
-    known = set(erasure.values)
-    for body in (*archived.values(), *sent.values()):
-        known |= personal.scrub(orjson.loads(body))[1]
+    # Each body parsed once: its personal fields marked, and what they held collected, so that
+    # every body can then lose what any of them held (a name quoted in a free-text note).
+    inbox, outbox = _scrubbed(archived), _scrubbed(sent)
+    known = set(erasure.values).union(*(found for _, found in (*inbox.values(), *outbox.values())))
     values = personal.spellings(known)
-    _rewrite(db, t.inbox, "message_id", archived, known)
-    _rewrite(db, t.outbox, "event_id", sent, known)
+    _rewrite(db, t.inbox, "message_id", archived, inbox, values)
+    _rewrite(db, t.outbox, "event_id", sent, outbox, values)
     changed = [
         {"b_id": row.id, **{f"b_{n}": _text(row._mapping[n], values) for n in HISTORY_TEXT}}
         for row in history
@@ -72,12 +73,24 @@ def _bodies(db: Connection, table: Table, key: str, ids: Sequence[str]) -> dict[
     return {row[0]: row[1] for row in db.execute(query)}
 
 
+Scrubbed = dict[str, tuple[Any, set[str]]]  # per id: the document marked, the values it held
+
+
+def _scrubbed(bodies: dict[str, str]) -> Scrubbed:
+    return {identifier: personal.scrub(orjson.loads(body)) for identifier, body in bodies.items()}
+
+
 def _rewrite(
-    db: Connection, table: Table, key: str, bodies: dict[str, str], known: Iterable[str]
+    db: Connection,
+    table: Table,
+    key: str,
+    bodies: dict[str, str],
+    scrubbed: Scrubbed,
+    values: list[str],
 ) -> None:
     rows = []
     for identifier, body in bodies.items():
-        clean, _found = personal.scrub_json_text(body, known)
+        clean = personal.replaced(orjson.dumps(scrubbed[identifier][0]).decode(), values)
         if clean != body:
             rows.append({"b_key": identifier, "b_body": clean})
     if rows:
