@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 
 from kombu import Connection, Exchange, Queue
 
@@ -28,11 +29,7 @@ def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = Fal
 
         def on_message(message: object) -> None:
             nonlocal done
-            body = plain
-            if echo:
-                found = MESSAGE_ID.search(message.body)  # type: ignore[attr-defined]
-                body = b'{"causationid": "%s"}' % (found.group(1) if found else b"")
-                body += b" " * (EVENT_SIZE - len(body))
+            body = echoed(message.body) if echo else plain  # type: ignore[attr-defined]
             producer.publish(body, exchange=OUT, routing_key="decision.x", delivery_mode=2)
             message.ack()  # type: ignore[attr-defined]
             done += 1
@@ -42,11 +39,18 @@ def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = Fal
                 consuming.drain_events(timeout=60)
 
 
+def echoed(relayed: bytes) -> bytes:
+    """An event of the worker's size naming the relayed message's id as its causation id."""
+    found = MESSAGE_ID.search(relayed)
+    body = b'{"causationid": "%s"}' % (found.group(1) if found else b"")
+    return body + b" " * (EVENT_SIZE - len(body))
+
+
+def from_command_line(relay: Callable[..., None]) -> None:
+    """AMQP_URL COUNT confirms|no-confirms quorum|classic [echo], for either relay."""
+    argv = sys.argv
+    relay(argv[1], int(argv[2]), argv[3] == "confirms", argv[4], echo=argv[5:6] == ["echo"])
+
+
 if __name__ == "__main__":
-    main(
-        sys.argv[1],
-        int(sys.argv[2]),
-        sys.argv[3] == "confirms",
-        sys.argv[4],
-        echo=sys.argv[5:6] == ["echo"],
-    )
+    from_command_line(main)

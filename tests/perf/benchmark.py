@@ -45,6 +45,7 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2027, 2, 1)
+DEFAULT_PARTS = ("bare", "worker", "sweep", "cases", "replay", "retention", "tracing")
 
 
 # -- services -----------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class Sink:
     def __init__(self, url: str, queue: Queue, expected: int) -> None:
         self.url, self.queue, self.expected = url, queue, expected
         self.count = 0
-        self.last = 0.0
+        self.first = self.last = 0.0  # the first and the last arrival
         self.arrivals: dict[str, float] = {}
         self.done = threading.Event()
         self.ready = threading.Event()
@@ -130,6 +131,7 @@ class Sink:
             def on_message(message: amqp.Message) -> None:
                 now = time.perf_counter()
                 self.count += 1
+                self.first = self.first or now
                 self.last = now
                 body = message.body
                 found = self.CAUSATION.search(body if isinstance(body, bytes) else body.encode())
@@ -689,8 +691,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
     parser.add_argument(
         "--parts",
-        default="bare,worker,sweep,cases,replay,retention,tracing",
-        help="a subset, to re-measure one part",
+        default=None,
+        help="a subset, to re-measure one part (default: bare,worker,sweep,cases,replay,"
+        "retention,tracing); also ceiling and soak (#20, not in the default run)",
     )
     parser.add_argument(
         "--prunable", type=int, default=400_000, help="rows per table for the retention part"
@@ -713,7 +716,27 @@ def main() -> int:
         metavar="MSG_PER_S",
         help="offered rates to measure latency at, besides half the throughput",
     )
+    parser.add_argument(
+        "--soak",
+        type=int,
+        nargs="?",
+        const=1_000_000,
+        default=0,
+        metavar="MESSAGES",
+        help="#20: this many messages (1,000,000) through one long-running worker, paced",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        default=0.0,
+        metavar="MSG_PER_S",
+        help="the soak's offered rate (default: 70 %% of the worker's live throughput, measured)",
+    )
     args = parser.parse_args()
+    if args.parts is None:  # --soak alone runs the soak alone
+        args.parts = "soak" if args.soak else ",".join(DEFAULT_PARTS)
+    elif args.soak:
+        args.parts += ",soak"
     size = len(worker_mix(3)[0][0])
     figures: dict[str, Any] = {
         "machine": machine(),
@@ -759,6 +782,17 @@ def main() -> int:
         step("find and explain", lambda: figures.update(cases=cases_run(args.registrations)))
     if "replay" in parts:
         step("replay", lambda: figures.update(replay=lives_run(args.registrations)))
+    if "ceiling" in parts:  # #20: the worker against two relays, live and on a backlog
+        from tests.perf import scale  # it builds on this module's pieces
+
+        figures["ceiling"] = scale.ceiling_run(args.messages, args.repeat)
+        print(scale.ceiling_report(figures["ceiling"]))
+    if "soak" in parts:
+        from tests.perf import scale
+
+        rate = args.soak_rate or 0.7 * scale.worker_rate("live", worker_mix(args.messages))
+        figures["soak"] = scale.soak_run(args.soak or 1_000_000, round(rate))
+        print(scale.soak_report(figures["soak"]))
     if "tracing" in parts:
         step(
             "tracing",
@@ -770,7 +804,7 @@ def main() -> int:
             "retention",
             lambda: figures.update(retention=retention_run(args.prunable, rate, args.repeat)),
         )
-    if parts != {"bare", "worker", "sweep", "cases", "replay", "retention", "tracing"}:
+    if parts != set(DEFAULT_PARTS):
         print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):

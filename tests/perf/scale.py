@@ -1,0 +1,215 @@
+"""The benchmark at the size of years (#20): a stronger ceiling, measured live and draining a
+backlog. Parts of `python -m tests.perf.benchmark` (`--parts ceiling`).
+
+The ceiling: beside the one-at-a-time bare relay (`bare_relay.py`), a batched one
+(`batched_relay.py`) that reads and writes as the worker does; both relay the worker's own mix of
+messages on quorum queues. Each relay and the worker are measured two ways: live (the load
+generator publishes while they consume) and draining a backlog (every message queued before
+they start; timed from the first event out to the last, so that no one's start-up counts).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from kombu import Connection, Exchange, Queue
+
+from tests.perf import benchmark as b
+
+MODES = ("live", "backlog")
+RELAYS = {  # name: (module, confirms)
+    "bare": ("tests.perf.bare_relay", False),
+    "batched": ("tests.perf.batched_relay", False),
+    "batched_confirms": ("tests.perf.batched_relay", True),
+}
+
+
+def relay_rate(name: str, mode: str, mix: list[tuple[bytes, str]]) -> float:
+    """Messages per second through one relay, in one mode."""
+    module, with_confirms = RELAYS[name]
+    vhost = b.fresh_vhost()
+    url = f"{b.AMQP}/{vhost}"
+    bodies = [(body, "bench.in") for body, _key in mix]
+    try:
+        sink = b.Sink(url, b._bare_queues(url, "quorum"), len(bodies))
+        command = [sys.executable, "-m", module, url, str(len(bodies))]
+        command += ["confirms" if with_confirms else "no", "quorum"]
+        if mode == "backlog":
+            b.publish_all(url, Exchange("", type="direct"), bodies)
+            relay = subprocess.Popen(command, cwd=b.ROOT)
+            sink.arrived(1800)
+            relay.wait(60)
+            return (len(bodies) - 1) / (sink.last - sink.first)
+        relay = subprocess.Popen(command, cwd=b.ROOT)
+        _consumed(url, "bench.in")
+        started = time.perf_counter()
+        b.publish_all(url, Exchange("", type="direct"), bodies)
+        sink.arrived(1800)
+        relay.wait(60)
+        return len(bodies) / (sink.last - started)
+    finally:
+        b.drop(vhost=vhost)
+
+
+def worker_rate(mode: str, mix: list[tuple[bytes, str]]) -> float:
+    """Messages per second through `kmo-worker run`, in one mode (a fresh database each)."""
+    vhost, db = b.fresh_vhost(), b.fresh_database()
+    env = b.worker_settings(vhost, db)
+    url = env["KMO_BROKER_URL"]
+    inbound = Exchange("kmo.inbound", type="topic", durable=True)
+    events = Queue("bench.events", durable=True, no_declare=True)
+    expected = 2 * (len(mix) // 3)  # request_accepted and registered per registration
+    try:
+        worker = b.start_worker(env)  # declares the topology
+        if mode == "backlog":
+            worker.terminate()
+            worker.wait(60)
+            b.publish_all(url, inbound, mix)
+            sink = b.Sink(url, events, expected)
+            worker = b.start_worker(env)
+            sink.arrived(1800)
+            rate = len(mix) / (sink.last - sink.first)
+        else:
+            sink = b.Sink(url, events, expected)
+            started = time.perf_counter()
+            b.publish_all(url, inbound, mix)
+            sink.arrived(1800)
+            rate = len(mix) / (sink.last - started)
+        worker.terminate()
+        worker.wait(60)
+        return rate
+    finally:
+        b.drop(vhost=vhost, db=db)
+
+
+def _consumed(url: str, queue: str, timeout: float = 60) -> None:
+    """Wait until `queue` has a consumer (a relay is ready)."""
+    deadline = time.monotonic() + timeout
+    with Connection(url) as connection:
+        while time.monotonic() < deadline:
+            declared = Queue(queue, durable=True, queue_arguments={"x-queue-type": "quorum"})
+            _, _, consumers = declared(connection.channel()).queue_declare(passive=True)
+            if consumers:
+                return
+            time.sleep(0.1)
+    raise TimeoutError(f"no consumer on {queue}")
+
+
+def ceiling_run(count: int, repeat: int) -> dict[str, Any]:
+    """Each relay and the worker, live and on a backlog, `repeat` times interleaved; medians,
+    and the worker's ratio to each relay in each mode."""
+    mix = b.worker_mix(count)
+    runs: dict[str, dict[str, list[float]]] = {mode: {} for mode in MODES}
+    for run in range(repeat):
+        for mode in MODES:
+            for name in (*RELAYS, "worker"):
+                b.step(f"ceiling: {name}, {mode}, {run + 1}")
+                rate = worker_rate(mode, mix) if name == "worker" else relay_rate(name, mode, mix)
+                runs[mode].setdefault(name, []).append(round(rate, 1))
+    figures: dict[str, Any] = {"messages": len(mix), "queue_type": "quorum", "runs": runs}
+    for mode in MODES:
+        medians = {name: statistics.median(rates) for name, rates in runs[mode].items()}
+        figures[mode] = medians | {
+            f"worker_to_{name}": round(medians["worker"] / medians[name], 3) for name in RELAYS
+        }
+    return figures
+
+
+def ceiling_report(f: dict[str, Any]) -> str:
+    rows = [
+        "| msg/s (median) | bare, one at a time | batched | batched, confirms | worker |"
+        " worker / bare | worker / batched |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for mode in MODES:
+        m = f[mode]
+        rows.append(
+            f"| {mode} | {m['bare']:,.0f} | {m['batched']:,.0f} | {m['batched_confirms']:,.0f}"
+            f" | {m['worker']:,.0f} | {m['worker_to_bare']:.0%} | {m['worker_to_batched']:.0%} |"
+        )
+    return "\n".join(rows)
+
+
+# -- the soak -----------------------------------------------------------------------------------
+
+WINDOW = 100_000  # messages per reported window
+
+
+def soak_run(count: int, rate: float) -> dict[str, Any]:
+    """`count` messages of the realistic mix through one long-running `kmo-worker run`, offered
+    at `rate` by a paced load generator; per window of 100,000 messages its throughput, its p99
+    from publish to event, and the worker's RSS; the database's sizes at the end."""
+    vhost, db = b.fresh_vhost(), b.fresh_database()
+    env = b.worker_settings(vhost, db)
+    url = env["KMO_BROKER_URL"]
+    inbound = Exchange("kmo.inbound", type="topic", durable=True)
+    windows = []
+    try:
+        worker = b.start_worker(env)
+        sink = b.Sink(url, Queue("bench.events", durable=True, no_declare=True), 2 * (count // 3))
+        rss_start = b.rss_kib(worker.pid)
+        for index, offset in enumerate(range(0, count, WINDOW)):
+            mix = b.worker_mix(min(WINDOW, count - offset), offset=offset)  # off the clock
+            b.step(f"soak: window {index + 1} of {-(-count // WINDOW)}, at {rate:,.0f} msg/s")
+            started = time.perf_counter()
+            sent = b.publish_all(url, inbound, mix, rate=rate)
+            expected = sink.count + 2 * (len(mix) // 3)
+            deadline = time.monotonic() + 600
+            while sink.count < expected and time.monotonic() < deadline:
+                time.sleep(0.05)
+            windows.append(
+                {
+                    "messages": len(mix),
+                    "msg_per_s": round(len(mix) / (sink.last - started), 1),
+                    "latency_ms": b._percentiles(sent, sink)["ms"],
+                    "rss_kib": b.rss_kib(worker.pid),
+                }
+            )
+            for key in sent:  # the window's arrivals are counted; keep the sink's memory flat
+                sink.arrivals.pop(key, None)
+        worker.terminate()
+        worker.wait(60)
+        return {
+            "messages": count,
+            "offered_msg_per_s": rate,
+            "rss_kib_at_start": rss_start,
+            "windows": windows,
+            "last_to_first_throughput": round(
+                windows[-1]["msg_per_s"] / windows[0]["msg_per_s"], 3
+            ),
+            "rss_growth_mib": round((windows[-1]["rss_kib"] - rss_start) / 1024, 1),
+            "p99_last_to_first": round(
+                windows[-1]["latency_ms"]["p99"] / windows[0]["latency_ms"]["p99"], 2
+            ),
+            "database": sizes(db),
+        }
+    finally:
+        b.drop(vhost=vhost, db=db)
+
+
+def sizes(db: str) -> dict[str, dict[str, int]]:
+    """Rows, table bytes and index bytes of each of the worker's tables."""
+    with b.psycopg.connect(f"{b.PG}/{db}") as conn:
+        found = conn.execute(
+            "SELECT c.relname, c.reltuples::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid)"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY c.relname"
+        ).fetchall()
+    return {
+        name: {"rows": rows, "table": table, "indexes": idx} for name, rows, table, idx in found
+    }
+
+
+def soak_report(f: dict[str, Any]) -> str:
+    rows = ["| window | msg/s | p50 ms | p99 ms | RSS MiB |", "| --- | --- | --- | --- | --- |"]
+    for index, w in enumerate(f["windows"], 1):
+        ms = w["latency_ms"]
+        rows.append(
+            f"| {index} | {w['msg_per_s']:,.0f} | {ms['p50']} | {ms['p99']} |"
+            f" {w['rss_kib'] / 1024:,.1f} |"
+        )
+    return "\n".join(rows)
