@@ -155,9 +155,9 @@ def soak_run(count: int, rate: float) -> dict[str, Any]:
         for index, offset in enumerate(range(0, count, WINDOW)):
             mix = b.worker_mix(min(WINDOW, count - offset), offset=offset)  # off the clock
             b.step(f"soak: window {index + 1} of {-(-count // WINDOW)}, at {rate:,.0f} msg/s")
+            expected = sink.count + 2 * (len(mix) // 3)  # counted before any can arrive
             started = time.perf_counter()
             sent = b.publish_all(url, inbound, mix, rate=rate)
-            expected = sink.count + 2 * (len(mix) // 3)
             deadline = time.monotonic() + 600
             while sink.count < expected and time.monotonic() < deadline:
                 time.sleep(0.05)
