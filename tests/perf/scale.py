@@ -150,7 +150,9 @@ def soak_run(count: int, rate: float) -> dict[str, Any]:
     windows = []
     try:
         worker = b.start_worker(env)
-        sink = b.Sink(url, Queue("bench.events", durable=True, no_declare=True), 2 * (count // 3))
+        windows_of = [min(WINDOW, count - offset) for offset in range(0, count, WINDOW)]
+        total = sum(2 * (size // 3) for size in windows_of)  # the events every window causes
+        sink = b.Sink(url, Queue("bench.events", durable=True, no_declare=True), total)
         rss_start = b.rss_kib(worker.pid)
         for index, offset in enumerate(range(0, count, WINDOW)):
             mix = b.worker_mix(min(WINDOW, count - offset), offset=offset)  # off the clock
@@ -193,7 +195,8 @@ def soak_run(count: int, rate: float) -> dict[str, Any]:
 
 def sizes(db: str) -> dict[str, dict[str, int]]:
     """Rows, table bytes and index bytes of each of the worker's tables."""
-    with b.psycopg.connect(f"{b.PG}/{db}") as conn:
+    with b.psycopg.connect(f"{b.PG}/{db}", autocommit=True) as conn:
+        conn.execute("ANALYZE")  # the row counts below are the statistics' estimates
         found = conn.execute(
             "SELECT c.relname, c.reltuples::bigint, pg_table_size(c.oid), pg_indexes_size(c.oid)"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
