@@ -25,14 +25,6 @@ BATCH = 200  # the worker's KMO_BATCH_SIZE
 PREFETCH = 300  # the worker's KMO_PREFETCH
 
 
-class _Frames:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.chunks.append(bytes(data))
-
-
 def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = False) -> None:
     del queue_type  # declared by the benchmark; named for the command line's symmetry
     with Connection(url) as consuming, Connection(url) as publishing:
@@ -49,7 +41,7 @@ def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = Fal
                 confirmed[0] = delivery_tag if multiple else confirmed[0] + 1
 
             out.events["basic_ack"].add(acked)
-        frames = _Frames()
+        frames = wire.Frames()
         pack = wire.frame_packer(publishing, frames)
         arguments = dumps("Bssbb", (0, "bench.out", "decision.x", False, False))
         plain = b"x" * bare_relay.EVENT_SIZE

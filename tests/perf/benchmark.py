@@ -782,14 +782,12 @@ def main() -> int:
         step("find and explain", lambda: figures.update(cases=cases_run(args.registrations)))
     if "replay" in parts:
         step("replay", lambda: figures.update(replay=lives_run(args.registrations)))
-    if "ceiling" in parts:  # #20: the worker against two relays, live and on a backlog
+    if parts & {"ceiling", "soak"}:  # #20
         from tests.perf import scale  # it builds on this module's pieces
-
+    if "ceiling" in parts:  # the worker against two relays, live and on a backlog
         figures["ceiling"] = scale.ceiling_run(args.messages, args.repeat)
         print(scale.ceiling_report(figures["ceiling"]))
     if "soak" in parts:
-        from tests.perf import scale
-
         rate = args.soak_rate or 0.7 * scale.worker_rate("live", worker_mix(args.messages))
         figures["soak"] = scale.soak_run(args.soak or 1_000_000, round(rate))
         print(scale.soak_report(figures["soak"]))

@@ -51,7 +51,7 @@ class ConfirmedSender:
         if on_return is not None:
             self.channel.events["basic_return"].add(on_return)
         self._tag = 0
-        self._frames = _Frames()
+        self._frames = wire.Frames()
         self._write_frames = wire.frame_packer(connection, self._frames)
         self._publish_args: dict[tuple[str, str, bool], bytes] = {}
         # Delivery tag -> the event sent with `send_events` (None for any other message) and
@@ -181,17 +181,6 @@ class ConfirmedSender:
         if self._refused:
             self._refused = False
             raise amqp_errors.MessageNacked("the broker refused an event")
-
-
-class _Frames:
-    """Stands in for the socket while a batch's frames are packed. py-amqp hands over a view of
-    its one packing buffer, reused for the next frame: kept as a copy."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.chunks.append(bytes(data))
 
 
 def _event_message(event: Outgoing) -> amqp_message.Message:

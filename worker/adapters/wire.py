@@ -33,6 +33,17 @@ def bytes_waiting(connection: Connection) -> bool:
     return bool(readable)
 
 
+class Frames:
+    """Stands in for the socket while a batch's frames are packed. py-amqp hands over a view of
+    its one packing buffer, reused for the next frame: kept as a copy."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.chunks.append(bytes(data))
+
+
 def frame_packer(connection: Connection, sink: Any) -> PackFrames:
     """py-amqp's own frame writer (`amqp.method_framing.frame_writer`), writing into `sink`
     (anything with `write(bytes)`) instead of the socket, so a batch's frames can be sent in one

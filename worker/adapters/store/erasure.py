@@ -41,10 +41,10 @@ def _erase(db: Connection, erasure: port.Erasure) -> None:
     # Each body parsed once: its personal fields marked, and what they held collected, so that
     # every body can then lose what any of them held (a name quoted in a free-text note).
     inbox, outbox = _scrubbed(archived), _scrubbed(sent)
-    known = set(erasure.values).union(*(found for _, found in (*inbox.values(), *outbox.values())))
+    known = set(erasure.values).union(*(x[2] for x in (*inbox.values(), *outbox.values())))
     values = personal.spellings(known)
-    _rewrite(db, t.inbox, "message_id", archived, inbox, values)
-    _rewrite(db, t.outbox, "event_id", sent, outbox, values)
+    _rewrite(db, t.inbox, "message_id", inbox, values)
+    _rewrite(db, t.outbox, "event_id", outbox, values)
     changed = [
         {"b_id": row.id, **{f"b_{n}": _text(row._mapping[n], values) for n in HISTORY_TEXT}}
         for row in history
@@ -73,24 +73,18 @@ def _bodies(db: Connection, table: Table, key: str, ids: Sequence[str]) -> dict[
     return {row[0]: row[1] for row in db.execute(query)}
 
 
-Scrubbed = dict[str, tuple[Any, set[str]]]  # per id: the document marked, the values it held
+# Per id: the body as stored, its document with the personal fields marked, the values they held.
+Scrubbed = dict[str, tuple[str, Any, set[str]]]
 
 
 def _scrubbed(bodies: dict[str, str]) -> Scrubbed:
-    return {identifier: personal.scrub(orjson.loads(body)) for identifier, body in bodies.items()}
+    return {key: (body, *personal.scrub(orjson.loads(body))) for key, body in bodies.items()}
 
 
-def _rewrite(
-    db: Connection,
-    table: Table,
-    key: str,
-    bodies: dict[str, str],
-    scrubbed: Scrubbed,
-    values: list[str],
-) -> None:
+def _rewrite(db: Connection, table: Table, key: str, scrubbed: Scrubbed, values: list[str]) -> None:
     rows = []
-    for identifier, body in bodies.items():
-        clean = personal.replaced(orjson.dumps(scrubbed[identifier][0]).decode(), values)
+    for identifier, (body, marked, _found) in scrubbed.items():
+        clean = personal.replaced(orjson.dumps(marked).decode(), values)
         if clean != body:
             rows.append({"b_key": identifier, "b_body": clean})
     if rows:
