@@ -8,6 +8,7 @@ Life): both must publish the same events in the same order and end in the same s
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import Bus
 from tests.support import Life
 from worker import config
 from worker import samples as s
+from worker.adapters import broker
 from worker.bootstrap import bootstrap
 from worker.consumer.loop import Loop
 from worker.service.clock import Clock
@@ -187,3 +189,38 @@ def test_rule_through_the_real_services(rule: str, settings: config.Settings, bu
     assert changes, "no change of state was recorded"
     assert all(h["cause_id"] in sent or h["cause_id"].startswith("DV.") for h in changes)
     assert causes
+
+
+def test_r21_the_request_after_the_last_number_waits_in_dead_letters(
+    settings: config.Settings, bus: Bus
+) -> None:
+    """On PostgreSQL, whose counter is drawn in the batch's first statement: the request after
+    DV.O999999 is dead-lettered `numbers_exhausted` with nothing written, the counter is left
+    at the last number, and the next batch's messages are handled as ever."""
+    from sqlalchemy import insert, select
+
+    from worker.adapters.store import tables
+
+    app = bootstrap(settings)
+    with app.store.engine.begin() as db:  # type: ignore[attr-defined]
+        db.execute(insert(tables.number_counters).values(service="training", last_value=999_998))
+    app.store.engine.dispose()  # type: ignore[attr-defined]
+    first, second = (s.request(s.key(n)) for n in ("1543301276", "0995127057"))
+    bus.publish(first)
+    bus.publish(second)
+    bus.publish(s.declaration(s.key("1543301276"), D(2027, 1, 15)))
+    app = bootstrap(settings)
+    assert Loop(app).run(until_idle=True) == 0
+    dead = bus.take(broker.DEAD_LETTER_QUEUE)
+    assert [(json.loads(m.body)["id"], m.headers["x-kmo-reason"]) for m in dead] == [
+        (second["id"], "numbers_exhausted")
+    ]
+    assert [e["type"] for e in bus.events()] == ["decision.request_accepted"]
+    (stored,) = app.store.find("1543301276")
+    assert stored.registration.number == "DV.O999999"
+    assert app.store.find("0995127057") == []
+    with app.store.engine.connect() as db:  # type: ignore[attr-defined]
+        counter = select(tables.number_counters.c.last_value)
+        assert db.execute(counter).scalar_one() == 999_999
+    assert app.store.numbers_used() == {"training": 999_999}
+    app.store.engine.dispose()  # type: ignore[attr-defined]

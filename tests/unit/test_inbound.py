@@ -82,3 +82,34 @@ def test_a_batch_that_commits_is_acked_whole(tmp_path: Path) -> None:
     events, dead = _deliver(app, [samples.request(samples.key(n)) for n in NUMBERS])
     assert [e.type for e in events] == ["decision.request_accepted"] * 3
     assert dead == []
+
+
+def test_a_request_past_the_last_number_waits_in_dead_letters_and_the_rest_goes_on(
+    tmp_path: Path,
+) -> None:
+    """R21: DV.O999999 is the last training number; the requests after it are dead-lettered
+    `numbers_exhausted`, whole, and an advice request in the same batch is numbered as ever."""
+    from sqlalchemy import insert
+
+    from worker.adapters.store import tables
+    from worker.consumer import gauges
+    from worker.observability import metrics as m
+
+    app = memory.app(tmp_path)
+    with app.store.engine.begin() as db:  # type: ignore[attr-defined]
+        db.execute(insert(tables.number_counters).values(service="training", last_value=999_998))
+    documents = [
+        samples.request(samples.key(NUMBERS[0])),
+        samples.request(samples.key(NUMBERS[1])),
+        samples.request(samples.key(NUMBERS[2], service="advice")),
+    ]
+    before = m.DEAD_LETTERS.labels("numbers_exhausted")._value.get()
+    events, dead = _deliver(app, documents)
+    assert [e.type for e in events] == ["decision.request_accepted"] * 2
+    assert [json.loads(body)["id"] for body in dead] == [documents[1]["id"]]
+    assert m.DEAD_LETTERS.labels("numbers_exhausted")._value.get() == before + 1
+    numbers = {n: [s.registration.number for s in app.store.find(n)] for n in NUMBERS}
+    assert numbers == {NUMBERS[0]: ["DV.O999999"], NUMBERS[1]: [], NUMBERS[2]: ["DV.A000001"]}
+    gauges.refresh_states(app.store)
+    assert m.NUMBERS_LEFT.labels("training")._value.get() == 0
+    assert m.NUMBERS_LEFT.labels("advice")._value.get() == 999_998

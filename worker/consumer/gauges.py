@@ -31,8 +31,11 @@ def refresh_states(store: port.Store) -> None:
     """A GROUP BY over every registration: now and then only."""
     try:
         counts = store.count_by_state()
+        used = store.numbers_used()
     except SQLAlchemyError as error:
         log.warning("stats_failed", error=repr(error))
         return
     for state in State:
         m.REGISTRATIONS.labels(state.value).set(counts.get(state.value, 0))
+    for service in port.PREFIX:
+        m.NUMBERS_LEFT.labels(service).set(port.LAST_NUMBER - used.get(service, 0))

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span
 from tenacity import Retrying
 
 from worker.adapters import broker
+from worker.adapters.store import port
 from worker.bootstrap import App
 from worker.consumer.traced import Item, Traced
 from worker.contracts import dead_letters
@@ -106,10 +107,15 @@ class Inbound:
             log.warning("batch_failed", size=len(accepted), error=repr(error))
             return [event for item in accepted for event in self._handle_one(item, producer)]
         # One message that cannot be handled, or the database away past the retry budget.
+        reason: dead_letters.Reason = (
+            "numbers_exhausted"
+            if isinstance(error, port.NumbersExhaustedError)
+            else "processing_failed"
+        )
         for message, delivery, verdict in accepted:
             with structlog.contextvars.bound_contextvars(message_id=verdict.id, type=verdict.type):
-                log.error("processing_failed", error=repr(error))
-                self._dead_letter(producer, delivery, "processing_failed", repr(error))
+                log.error(reason, error=repr(error))
+                self._dead_letter(producer, delivery, reason, repr(error))
             message.ack()
         return []
 

@@ -12,6 +12,7 @@ Reason = Literal[
     "schema_violation",
     "unauthorized_publisher",
     "processing_failed",  # valid and authorised, but handling it failed (a bug, or retries ran out)
+    "numbers_exhausted",  # a request to number when the service's numbers are used up (R21)
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)  # the worker's, in its `x-kmo-reason` header
 # RabbitMQ's own: a message delivered too often without an ack (it killed its consumer each time).

@@ -164,6 +164,12 @@ BROKER_BLOCKED = Gauge(
     registry=REGISTRY,
 )
 REGISTRATIONS = Gauge("kmo_registrations", "Registrations by state.", ["state"], registry=REGISTRY)
+NUMBERS_LEFT = Gauge(
+    "kmo_registration_numbers_left",
+    "Registration numbers a service has left in the contract's format (R21).",
+    ["service"],
+    registry=REGISTRY,
+)
 LAST_PUBLISH = Gauge(
     "kmo_last_publish_timestamp_seconds",
     "Unix time of the last event the broker confirmed.",

@@ -227,6 +227,8 @@ class UnitOfWork:
         number = None
         if lifecycle.needs_number(slot.current, message.data):
             number = self._numbers[key.service].pop(0)
+            if int(number[len(port.PREFIX[key.service]) :]) > port.LAST_NUMBER:
+                raise port.NumbersExhaustedError(key.service)  # R21: the whole batch rolls back
         decided = Message(message.id, message.data, message.publisher)
         if isinstance(message.data, inbound.Retraction):  # R17: decided with the life
             outcome = lives.retract(self.tx, slot.id, slot.current, decided, self.ctx, slot.steps)

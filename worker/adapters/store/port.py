@@ -51,9 +51,24 @@ def columns(registration: Registration) -> dict[str, Any]:
     }
 
 
+LAST_NUMBER = 999_999  # a service's last registration number: `DV.O` + 6 digits (R21)
+
+
 def numbers_up_to(service: str, last: int, count: int) -> list[str]:
     """The `count` registration numbers of a service that end with counter value `last`."""
     return [f"{PREFIX[service]}{n:06d}" for n in range(last - count + 1, last + 1)]
+
+
+class NumbersExhaustedError(Exception):
+    """A service's registration numbers are used up (R21): the request that needs one is
+    dead-lettered `numbers_exhausted`, kept for a re-drive once a longer format is agreed."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            f"no {service} registration number left: {PREFIX[service]}{LAST_NUMBER} is the last"
+            " the contract's format allows (R21)"
+        )
+        self.service = service
 
 
 class StaleRegistrationError(Exception):
@@ -334,6 +349,9 @@ class Store(Protocol):
     def history_of(self, registration_id: int) -> list[dict[str, object]]: ...
 
     def count_by_state(self) -> dict[str, int]: ...
+
+    def numbers_used(self) -> dict[str, int]:
+        """Per service, the last registration number drawn (R21: `LAST_NUMBER` at most)."""
 
     def stats(self, today: dt.date) -> Stats: ...
 

@@ -174,6 +174,12 @@ class SqlStore(CaseQueries, lives.LifeQueries, retention.RetentionQueries):
         with self.engine.connect() as db:
             return {state: int(count) for state, count in db.execute(query)}
 
+    def numbers_used(self) -> dict[str, int]:
+        counter = t.number_counters.c
+        with self.engine.connect() as db:
+            rows = db.execute(select(counter.service, counter.last_value))
+            return {service: int(last) for service, last in rows}
+
     def stats(self, today: dt.date) -> port.Stats:
         """Cheap: both counts walk partial indexes of pending rows only."""
         pending = t.outbox.c.sent_at.is_(None)
