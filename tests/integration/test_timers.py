@@ -155,3 +155,33 @@ def test_a_sweep_skips_a_registration_a_consumer_holds_and_fires_it_later(
     assert waited < dt.timedelta(seconds=5)  # skipped, not waited for
     assert sweep.sweep(app.store, app.envelopes, ctx, Clock(ctx.today)) == 3
     app.store.engine.dispose()
+
+
+def test_a_claim_holds_no_timer_of_a_registration_it_skipped(settings: config.Settings) -> None:
+    """The consumer that holds registration 1 can still change its timers while a sweep's
+    claim, which skipped it, is open: the claim locked none of them. (A claim that locked timers
+    and registrations in one statement kept the timers' locks, and two sweeps that expired each
+    other's registrations deadlocked, #20.)"""
+    from sqlalchemy.exc import OperationalError
+
+    app = bootstrap(settings)
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
+    timers = t.timers.c
+    with app.store.engine.connect() as held:
+        held.execute(
+            select(t.registrations.c.id).where(t.registrations.c.id == 1).with_for_update()
+        )
+        with app.store.transaction() as tx:
+            claimed = tx.claim_due(D(2032, 2, 1), 500)
+            assert len(claimed.dues) == 177 and 1 not in claimed.registrations
+            try:
+                mine = held.execute(
+                    select(timers.id)
+                    .where(timers.registration_id == 1)
+                    .with_for_update(nowait=True)
+                ).all()
+            except OperationalError as error:
+                pytest.fail(f"the claim holds a timer of a registration it skipped: {error}")
+            assert len(mine) == 3
+        held.rollback()
+    app.store.engine.dispose()

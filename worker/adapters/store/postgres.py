@@ -68,9 +68,12 @@ class PostgresTransaction(sql.SqlTransaction):
         return read
 
     def claim_due(self, today: dt.date, limit: int, exclude: Sequence[int] = ()) -> port.Claimed:
-        """Each timer is claimed together with its registration, SKIP LOCKED: a timer whose row
-        or registration another transaction holds is left for a later sweep, so nobody waits and
-        a sweep never holds a timer of a registration it does not hold (a deadlock's half)."""
+        """A timer is claimed with its registration: registrations SKIP LOCKED (a timer whose
+        registration another transaction holds is left for a later sweep, so nobody waits), then
+        the claimed timers, still pending. Whoever changes a registration's timers holds the
+        registration, so the second lock never waits. Not both in one `FOR UPDATE OF timers,
+        registrations SKIP LOCKED`: that keeps the lock on a timer whose registration it then
+        skips, and two sweeps cancelling each other's registrations' timers deadlocked (#20)."""
         c, r = t.timers.c, t.registrations.c
         columns = (c.id, c.registration_id, c.due_on, c.kind, c.deadline, c.offset_days)
         query = (
@@ -79,7 +82,7 @@ class PostgresTransaction(sql.SqlTransaction):
             .where(c.fired_at.is_(None), c.due_on <= today)
             .order_by(c.due_on, c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True, of=[t.timers, t.registrations])
+            .with_for_update(skip_locked=True, of=[t.registrations])
         )
         if exclude:
             query = query.where(c.id.not_in(list(exclude)))
@@ -102,6 +105,15 @@ class PostgresTransaction(sql.SqlTransaction):
             if registration_id not in stored:
                 registration = Registration.model_validate_json(document)
                 stored[registration_id] = port.Stored(registration_id, version, registration)
+        if dues:
+            # Read anew: one fired by a sweep that let go of its registration after this
+            # statement's snapshot was taken is not fired twice.
+            pending = self.db.execute(text(q.LOCK_PENDING), {"ids": [d.id for d in dues]})
+            still = set(pending.scalars())
+            if len(still) < len(dues):
+                dues = [d for d in dues if d.id in still]
+                kept = {d.registration_id for d in dues}
+                stored = {i: s for i, s in stored.items() if i in kept}
         return port.Claimed(dues, stored)
 
     def mark_sent(self, event_ids: Sequence[str], now: dt.datetime) -> None:
