@@ -726,6 +726,15 @@ def main() -> int:
         help="#20: this many messages (1,000,000) through one long-running worker, paced",
     )
     parser.add_argument(
+        "--scale",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="REGISTRATIONS",
+        help="#20: grow one database through these sizes (200000 600000 1800000), measuring at"
+        " each; writes results/scale.json and results/scale.png",
+    )
+    parser.add_argument(
         "--soak-rate",
         type=float,
         default=0.0,
@@ -733,10 +742,15 @@ def main() -> int:
         help="the soak's offered rate (default: 70 %% of the worker's live throughput, measured)",
     )
     args = parser.parse_args()
-    if args.parts is None:  # --soak alone runs the soak alone
-        args.parts = "soak" if args.soak else ",".join(DEFAULT_PARTS)
-    elif args.soak:
-        args.parts += ",soak"
+    alone = [
+        part
+        for part, asked in (("soak", args.soak), ("scale", args.scale))
+        if asked is not None and asked != 0
+    ]
+    if args.parts is None:  # --soak or --scale alone runs only that
+        args.parts = ",".join(alone) if alone else ",".join(DEFAULT_PARTS)
+    elif alone:
+        args.parts += "," + ",".join(alone)
     size = len(worker_mix(3)[0][0])
     figures: dict[str, Any] = {
         "machine": machine(),
@@ -791,6 +805,18 @@ def main() -> int:
         rate = args.soak_rate or 0.7 * scale.worker_rate("live", worker_mix(args.messages))
         figures["soak"] = scale.soak_run(args.soak or 1_000_000, round(rate))
         print(scale.soak_report(figures["soak"]))
+    if "scale" in parts:
+        from tests.perf import at_scale
+
+        sizes = tuple(args.scale) if args.scale else at_scale.SIZES
+        figures["scale"] = at_scale.run(sizes, args.messages, args.prunable, args.repeat)
+        print(at_scale.report(figures["scale"]))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        written = args.json.parent / "scale.json"
+        written.write_text(json.dumps(figures, indent=2) + "\n")
+        print(
+            f"figures written to {written}, plots to {at_scale.plot(figures['scale'], written.with_suffix('.png'))}"
+        )
     if "tracing" in parts:
         step(
             "tracing",

@@ -1,10 +1,12 @@
 """A table of registrations the size of years, made by PostgreSQL itself (`generate_series`),
 for the plan test of `find` and the benchmark of `find` and `explain`.
 
-Registration n: training DV.O<n> for the first 60 %, advice DV.A<n - 60 %> after; one in 50 is
+Registration n: training DV.O<(n + 1) / 2> when n is odd, advice DV.A<n / 2> when it is even
+(so that a table grown in steps, `first` to `count`, numbers as one made at once); one in 50 is
 a department; states spread as a live population would be (70 % registered, 10 % conditional, 5 %
 awaiting a reaction, ...); twenty audit bureaus; one in a hundred in its second cycle; period ends
-spread over five years; each has the timers its state would have.
+spread over five years from `base`; each has the timers its state would have with the default settings, and
+the database says its timers follow them.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from worker.adapters.store import port
+from worker.domain import schedule
+from worker.domain.model import NoticeOffsets
 
 BUREAUS = 20
-TRAINING_SHARE = 0.6
+BASE = dt.date(2027, 1, 1)  # the first period end; notices fall due from 30 days before
+TERMINAL = "('expired', 'stopped', 'refused', 'withdrawn')"
 
 STATE = """CASE
   WHEN n % 100 < 70 THEN 'registered'
@@ -37,15 +42,15 @@ STATE = """CASE
 ROWS = f"""
 WITH base AS (
   SELECT n, {STATE} AS state,
-    CASE WHEN n <= :training THEN 'training' ELSE 'advice' END AS service,
-    CASE WHEN n <= :training THEN 'DV.O' || lpad(n::text, 6, '0')
-         ELSE 'DV.A' || lpad((n - :training)::text, 6, '0') END AS number,
+    CASE WHEN n % 2 = 1 THEN 'training' ELSE 'advice' END AS service,
+    CASE WHEN n % 2 = 1 THEN 'DV.O' || lpad(((n + 1) / 2)::text, 6, '0')
+         ELSE 'DV.A' || lpad((n / 2)::text, 6, '0') END AS number,
     CASE WHEN n % 50 = 0 THEN 'department' ELSE 'registered_office' END AS unit_kind,
     '04031707' || lpad((n % {BUREAUS})::text, 2, '0') AS bureau,
     CASE WHEN n % 100 = 7 THEN 2 ELSE 1 END AS cycle,
-    DATE '2027-01-01' + (n % 1826) AS period_end,
-    DATE '2027-01-01' + (n % 365) AS deadline
-  FROM generate_series(1, :count) AS n),
+    CAST(:base AS date) + (n % 1826) AS period_end,
+    CAST(:base AS date) + (n % 365) AS deadline
+  FROM generate_series(CAST(:first AS integer), CAST(:count AS integer)) AS n),
 shaped AS (
   SELECT b.*,
     CASE WHEN state IN ('registered', 'registered_conditionally', 'admitted_temporarily',
@@ -56,7 +61,7 @@ shaped AS (
   FROM base AS b)
 INSERT INTO registrations (id, enterprise_number, unit_kind, department_id, service,
   registration_number, state, version, document, updated_at, bureau, cycle, period_end,
-  follow_up_deadline, reaction_deadline)
+  follow_up_deadline, reaction_deadline, terminal_since)
 SELECT n, lpad(n::text, 10, '0'), unit_kind,
   CASE WHEN unit_kind = 'department' THEN 'D' || n ELSE '' END, service, number, state, 1,
   json_strip_nulls(json_build_object(
@@ -70,23 +75,43 @@ SELECT n, lpad(n::text, 10, '0'), unit_kind,
     'period', CASE WHEN end_column IS NOT NULL THEN json_build_object(
       'start', (end_column - 1826)::text, 'end', end_column::text) END,
     'follow_up_deadline', follow_up::text, 'reaction_deadline', reaction::text)),
-  now(), bureau, cycle, end_column, follow_up, reaction
+  now(), bureau, cycle, end_column, follow_up, reaction,
+  CASE WHEN state IN {TERMINAL} THEN DATE '2026-06-01' END
 FROM shaped"""
 
+# The timers `schedule.timers_for` gives each state with the default notice offsets (R5-R9);
+# every notice's day is after the state began (2026-06-01), so none is left out.
 TIMERS = """
+WITH r AS (SELECT * FROM registrations WHERE id BETWEEN :first AND :count),
+wanted (state, kind, offset_days, deadline_column) AS (VALUES
+  ('registered', 'deadline.period_end', 0, 'period_end'),
+  ('registered', 'notice.expiring', 90, 'period_end'),
+  ('registered', 'notice.expiring', 30, 'period_end'),
+  ('registered_conditionally', 'deadline.period_end', 0, 'period_end'),
+  ('registered_conditionally', 'notice.expiring', 90, 'period_end'),
+  ('registered_conditionally', 'notice.expiring', 30, 'period_end'),
+  ('registered_conditionally', 'deadline.follow_up', 0, 'follow_up_deadline'),
+  ('registered_conditionally', 'notice.follow_up_due', 30, 'follow_up_deadline'),
+  ('admitted_temporarily', 'deadline.period_end', 0, 'period_end'),
+  ('admitted_temporarily', 'notice.starter_modules_due', 90, 'period_end'),
+  ('audit_failed', 'deadline.reaction', 0, 'reaction_deadline'),
+  ('audit_failed', 'notice.reaction_due', 30, 'reaction_deadline')),
+dated AS (
+  SELECT r.id, w.kind, w.offset_days, CASE w.deadline_column
+      WHEN 'period_end' THEN r.period_end WHEN 'follow_up_deadline' THEN r.follow_up_deadline
+      ELSE r.reaction_deadline END AS deadline
+  FROM r JOIN wanted AS w ON w.state = r.state)
 INSERT INTO timers (registration_id, kind, deadline, offset_days, due_on)
-SELECT id, 'deadline.period_end', period_end, 0, period_end + 1 FROM registrations
-  WHERE period_end IS NOT NULL AND state IN ('registered', 'registered_conditionally',
-    'admitted_temporarily')
-UNION ALL
-SELECT id, 'notice.expiring', period_end, 30, period_end - 30 FROM registrations
-  WHERE period_end IS NOT NULL AND state IN ('registered', 'registered_conditionally')
-UNION ALL
-SELECT id, 'deadline.follow_up', follow_up_deadline, 0, follow_up_deadline + 1
-  FROM registrations WHERE state = 'registered_conditionally'
-UNION ALL
-SELECT id, 'deadline.reaction', reaction_deadline, 0, reaction_deadline + 1
-  FROM registrations WHERE state = 'audit_failed'"""
+SELECT id, kind, deadline, offset_days,
+  CASE WHEN offset_days = 0 THEN deadline + 1 ELSE deadline - offset_days END
+FROM dated WHERE deadline IS NOT NULL
+ORDER BY id"""
+
+# The pending timers follow the default settings (R18): a worker started on them has nothing
+# to reschedule.
+FOLLOWED = """
+UPDATE worker_state SET applied = :fingerprint, applying = NULL, after_id = 0
+WHERE name = 'timer_settings'"""
 
 
 # For `explain`: each registration's request and audit in the archive and in its history.
@@ -98,6 +123,7 @@ WITH archived AS (
     '{"specversion": "1.0", "id": "m-' || r.id || '-' || k || '", "type": "' || t || '"}'
   FROM registrations AS r,
     (VALUES (1, 'registration.requested'), (2, 'audit.reported')) AS m(k, t)
+  WHERE r.id BETWEEN :first AND :count
   RETURNING message_id, registration_id, type)
 INSERT INTO history (registration_id, recorded_at, business_date, from_state, to_state, rule,
   note, cause_id, cause_type, events, publisher)
@@ -105,18 +131,28 @@ SELECT registration_id, now(), DATE '2026-06-01', NULL, 'requested', 'eligibilit
   message_id, type, '["decision.request_accepted"]', 'desk'
 FROM archived"""
 
+# The numbers drawn, as the worker would have drawn them: its next request is numbered after.
+COUNTERS = """
+INSERT INTO number_counters (service, last_value) VALUES ('training', :training), ('advice', :advice)
+ON CONFLICT (service) DO UPDATE SET last_value = EXCLUDED.last_value"""
 
-def generate(db: Connection, count: int, story: bool = False) -> None:
-    """`count` registrations and their timers in a migrated, empty database; analyzed. With
-    `story`, two archived messages and their history rows for each."""
-    training = int(count * TRAINING_SHARE)
-    db.execute(text(ROWS), {"count": count, "training": training})
-    db.execute(text(TIMERS))
+
+def generate(
+    db: Connection, count: int, story: bool = False, first: int = 1, base: dt.date = BASE
+) -> None:
+    """Registrations `first` to `count` and their timers in a migrated database (empty, or
+    holding 1 to `first` - 1 made the same way); analyzed. With `story`, two archived messages
+    and their history rows for each."""
+    span = {"first": first, "count": count}
+    db.execute(text(ROWS), span | {"base": base})
+    db.execute(text(TIMERS), span)
     if story:
-        db.execute(text(STORY))
+        db.execute(text(STORY), span)
     db.execute(
         text("SELECT setval(pg_get_serial_sequence('registrations', 'id'), :n)"), {"n": count}
     )
+    db.execute(text(COUNTERS), {"training": (count + 1) // 2, "advice": count // 2})
+    db.execute(text(FOLLOWED), {"fingerprint": schedule.fingerprint(NoticeOffsets())})
     db.commit()
     db.execute(text("ANALYZE"))
     db.commit()
@@ -168,7 +204,7 @@ def run(url: str, count: int) -> dict[str, Any]:
         name: timed(lambda q=query: store.search(q))  # type: ignore[misc]
         for name, query in SINGLE_FILTERS.items()
     }
-    numbers = iter(f"DV.O{n:06d}" for n in range(1_000, 600_000, 7_919))
+    numbers = iter(f"DV.O{n:06d}" for n in range(1_000, count // 2, 7_919))
 
     def explain_one() -> None:
         stored = store.by_number(next(numbers))

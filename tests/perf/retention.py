@@ -28,10 +28,14 @@ ROWS = (
          date '2026-07-01', 'declaration.received', 'unknown_registration', {body}
        FROM generate_series(1, {count}) AS n""",
     # outbox: events published 60 days ago
-    """INSERT INTO outbox (event_id, type, body, created_at, sent_at)
-       SELECT 'e-' || n, 'decision.registered', {body}, now() - interval '60 days',
+    """INSERT INTO outbox (id, event_id, type, body, created_at, sent_at)
+       SELECT n, 'e-' || n, 'decision.registered', {body}, now() - interval '60 days',
          now() - interval '60 days'
        FROM generate_series(1, {count}) AS n""",
+    # ids 1 to count: the oldest events are the outbox's head, as they would be (ids grow with
+    # time and retention walks the outbox from its head); later ones are numbered after them
+    """SELECT setval(pg_get_serial_sequence('outbox', 'id'),
+         GREATEST((SELECT max(id) FROM outbox), 1))""",
     # timers: fired, for deadlines two years past
     """INSERT INTO timers (registration_id, kind, deadline, offset_days, due_on, fired_at)
        SELECT 100000000 + n, 'notice.expiring', date '2025-01-01' + (n % 300), 30,
@@ -46,7 +50,7 @@ ROWS = (
     # registrations closed in 2015, with their lives
     """INSERT INTO registrations (id, enterprise_number, unit_kind, department_id, service,
          registration_number, state, version, document, updated_at, cycle, terminal_since)
-       SELECT 200000000 + n, lpad(n::text, 10, '0'), 'registered_office', '', 'training',
+       SELECT 200000000 + n, '9' || lpad(n::text, 9, '0'), 'registered_office', '', 'training',
          'DV.X' || lpad(n::text, 6, '0'), 'withdrawn', 3, CAST('{{}}' AS json), now(), 1,
          date '2015-03-01' + (n % 200)
        FROM generate_series(1, {count} / 8) AS n""",

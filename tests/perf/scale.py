@@ -55,9 +55,10 @@ def relay_rate(name: str, mode: str, mix: list[tuple[bytes, str]]) -> float:
         b.drop(vhost=vhost)
 
 
-def worker_rate(mode: str, mix: list[tuple[bytes, str]]) -> float:
-    """Messages per second through `kmo-worker run`, in one mode (a fresh database each)."""
-    vhost, db = b.fresh_vhost(), b.fresh_database()
+def worker_rate(mode: str, mix: list[tuple[bytes, str]], on: str | None = None) -> float:
+    """Messages per second through `kmo-worker run`, in one mode, on a fresh database or the
+    database `on` (kept)."""
+    vhost, db = b.fresh_vhost(), on or b.fresh_database()
     env = b.worker_settings(vhost, db)
     url = env["KMO_BROKER_URL"]
     inbound = Exchange("kmo.inbound", type="topic", durable=True)
@@ -83,7 +84,7 @@ def worker_rate(mode: str, mix: list[tuple[bytes, str]]) -> float:
         worker.wait(60)
         return rate
     finally:
-        b.drop(vhost=vhost, db=db)
+        b.drop(vhost=vhost, db=None if on else db)
 
 
 def _consumed(url: str, queue: str, timeout: float = 60) -> None:

@@ -147,6 +147,7 @@ def write_statement(parts: list[str], counts_changed: bool) -> str:
     counted = "(SELECT count(*) FROM u)" if counts_changed else "0"
     return "WITH " + ",\n".join(parts) + f"\nSELECT {counted}"
 
+
 # The timers a sweep claimed, locked and read anew (`PostgresStore.claim_due`).
 LOCK_PENDING = """
 SELECT id FROM timers WHERE id = ANY(CAST(:ids AS bigint[])) AND fired_at IS NULL FOR UPDATE"""
