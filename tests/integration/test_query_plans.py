@@ -143,3 +143,23 @@ def test_the_batch_write_is_planned_for_its_parameters_never_from_a_cached_plan(
         ]
     assert any("FOR UPDATE" in statement for statement in prepared), prepared
     assert not any("INSERT INTO inbox" in statement for statement in prepared), prepared
+
+
+def test_the_claimed_timers_are_locked_by_their_ids_in_a_cached_plan(
+    settings: config.Settings,
+) -> None:
+    """The sweep's second claim statement (`LOCK_PENDING`, #20) runs once a batch: prepared,
+    its generic plan must look the timers up by primary key, not walk the table."""
+    app = bootstrap(settings, configure_logs=False)
+    with app.store.engine.begin() as db:
+        db.execute(
+            text(
+                "INSERT INTO timers (registration_id, kind, deadline, offset_days, due_on)"
+                " SELECT n, 'deadline.period_end', DATE '2030-01-01', 0, DATE '2030-01-02'"
+                " FROM generate_series(1, 20000) AS n"
+            )
+        )
+        db.exec_driver_sql("ANALYZE timers")
+        plan = _generic_plan(db, postgres_sql.LOCK_PENDING, {"ids": "{1,2,3}"})
+    assert "Seq Scan on timers" not in plan, plan
+    assert re.search(r"Index Scan using pk_timers", plan), plan
