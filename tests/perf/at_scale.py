@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tests.perf import benchmark as b
-from tests.perf import cases, scale
+from tests.perf import cases, plots, scale
 from tests.perf import retention as pruning
 from worker import config
 from worker.bootstrap import bootstrap, open_store
@@ -250,33 +250,18 @@ def report(f: dict[str, Any]) -> str:
 
 
 def plot(f: dict[str, Any], path: Path) -> Path:
-    """The growth curves, one panel per measure, as a PNG beside the JSON."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    sizes = [s["registrations"] / 1e6 for s in f["steps"]]
-    panels = (  # title, values, the target's upper bound
-        ("worker msg/s", [s["worker_msg_per_s"] for s in f["steps"]], None),
-        ("empty sweep, ms", [s["empty_sweep_ms"]["median_ms"] for s in f["steps"]], 5.0),
-        ("find, worst filter, ms", [s["find_worst_median_ms"] for s in f["steps"]], 50.0),
-        ("explain, ms", [s["explain_ms"]["median_ms"] for s in f["steps"]], 50.0),
-    )
-    figure, axes = pyplot.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
-    for axis, (title, values, target) in zip(axes, panels, strict=True):
-        axis.plot(sizes, values, marker="o")
-        if target is not None:
-            axis.axhline(target, linestyle=":", color="red", label="target")
-        axis.set_title(title)
-        axis.set_xlabel("registrations, millions")
-        axis.set_ylim(bottom=0)
-        axis.grid(alpha=0.3)
+    """The growth curves, one panel per measure, as a PNG beside the JSON; the worker's panel
+    has 90 % of its rate on an empty database as its target."""
+    steps = f["steps"]
     empty = statistics.median(f["empty_worker_msg_per_s"])
-    axes[0].axhline(empty, linestyle="--", color="grey", label="empty database")
-    axes[0].axhline(0.9 * empty, linestyle=":", color="red", label="target, 90 %")
-    axes[0].legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
-    return path
+    return plots.panels(
+        path,
+        "registrations, millions",
+        [s["registrations"] / 1e6 for s in steps],
+        [
+            ("worker msg/s", [s["worker_msg_per_s"] for s in steps], 0.9 * empty),
+            ("empty sweep, ms", [s["empty_sweep_ms"]["median_ms"] for s in steps], 5.0),
+            ("find, worst filter, ms", [s["find_worst_median_ms"] for s in steps], 50.0),
+            ("explain, ms", [s["explain_ms"]["median_ms"] for s in steps], 50.0),
+        ],
+    )

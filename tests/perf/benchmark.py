@@ -805,18 +805,14 @@ def main() -> int:
         rate = args.soak_rate or 0.7 * scale.worker_rate("live", worker_mix(args.messages))
         figures["soak"] = scale.soak_run(args.soak or 1_000_000, round(rate))
         print(scale.soak_report(figures["soak"]))
+        _write(figures, args.json.parent / "soak.json", scale.soak_plot, "soak")
     if "scale" in parts:
         from tests.perf import at_scale
 
         sizes = tuple(args.scale) if args.scale else at_scale.SIZES
         figures["scale"] = at_scale.run(sizes, args.messages, args.prunable, args.repeat)
         print(at_scale.report(figures["scale"]))
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        written = args.json.parent / "scale.json"
-        written.write_text(json.dumps(figures, indent=2) + "\n")
-        print(
-            f"figures written to {written}, plots to {at_scale.plot(figures['scale'], written.with_suffix('.png'))}"
-        )
+        _write(figures, args.json.parent / "scale.json", at_scale.plot, "scale")
     if "tracing" in parts:
         step(
             "tracing",
@@ -838,6 +834,15 @@ def main() -> int:
     print(report(figures))
     print(f"\nfigures written to {args.json}")
     return 0
+
+
+def _write(
+    figures: dict[str, Any], path: Path, plot: Callable[[dict[str, Any], Path], Path], part: str
+) -> None:
+    """#20's parts: the figures as JSON and their plot as a PNG beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures written to {path}, the plot to {plot(figures[part], path.with_suffix('.png'))}")
 
 
 def step(name: str, action: Callable[[], None] = lambda: None) -> None:

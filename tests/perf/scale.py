@@ -14,11 +14,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from kombu import Connection, Exchange, Queue
 
 from tests.perf import benchmark as b
+from tests.perf import plots
 
 MODES = ("live", "backlog")
 RELAYS = {  # name: (module, confirms)
@@ -220,3 +222,20 @@ def soak_report(f: dict[str, Any]) -> str:
             f" {w['rss_kib'] / 1024:,.1f} |"
         )
     return "\n".join(rows)
+
+
+def soak_plot(f: dict[str, Any], path: Path) -> Path:
+    """Throughput, p99 and RSS per window, as a PNG beside the JSON; the targets against the
+    first window's (90 % of its throughput, 1.5 times its p99, 20 MB over the start)."""
+    windows = f["windows"]
+    first = windows[0]
+    return plots.panels(
+        path,
+        "window of 100,000 messages",
+        range(1, len(windows) + 1),
+        [
+            ("msg/s", [w["msg_per_s"] for w in windows], 0.9 * first["msg_per_s"]),
+            ("p99 ms", [w["latency_ms"]["p99"] for w in windows], 1.5 * first["latency_ms"]["p99"]),
+            ("RSS MiB", [w["rss_kib"] / 1024 for w in windows], f["rss_kib_at_start"] / 1024 + 20),
+        ],
+    )
