@@ -157,6 +157,7 @@ def soak_run(count: int, rate: float) -> dict[str, Any]:
         total = sum(2 * (size // 3) for _, size in sized)  # the events every window causes
         sink = b.Sink(url, Queue("bench.events", durable=True, no_declare=True), total)
         rss_start = b.rss_kib(worker.pid)
+        before = database_counters()
         for index, (offset, size) in enumerate(sized, 1):
             mix = b.worker_mix(size, offset=offset)  # off the clock
             b.step(f"soak: window {index} of {len(sized)}, at {rate:,.0f} msg/s")
@@ -166,14 +167,17 @@ def soak_run(count: int, rate: float) -> dict[str, Any]:
             deadline = time.monotonic() + 600
             while sink.count < expected and time.monotonic() < deadline:
                 time.sleep(0.05)
+            counters = database_counters()
             windows.append(
                 {
                     "messages": len(mix),
                     "msg_per_s": round(len(mix) / (sink.last - started), 1),
                     "latency_ms": b._percentiles(sent, sink)["ms"],
                     "rss_kib": b.rss_kib(worker.pid),
+                    "database": {k: v - before[k] for k, v in counters.items()},
                 }
             )
+            before = counters
             for key in sent:  # the window's arrivals are counted; keep the sink's memory flat
                 sink.arrivals.pop(key, None)
         worker.terminate()
@@ -199,6 +203,21 @@ def soak_run(count: int, rate: float) -> dict[str, Any]:
         b.drop(vhost=vhost, db=db)
 
 
+def database_counters() -> dict[str, int]:
+    """PostgreSQL's own counters (the whole server's): checkpoints asked for because the WAL
+    reached `max_wal_size` and on time, buffers a backend had to write out itself (shared
+    buffers full), WAL bytes, and WAL writes forced because its buffers were full. Their change
+    over a window says whether the database stalled the messages in it."""
+    with b.psycopg.connect(f"{b.PG}/postgres", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT checkpoints_req, checkpoints_timed, buffers_backend, wal_bytes::bigint,"
+            " wal_buffers_full FROM pg_stat_bgwriter, pg_stat_wal"
+        ).fetchone()
+    assert row is not None
+    names = ("checkpoints_req", "checkpoints_timed", "buffers_backend", "wal_bytes", "wal_full")
+    return dict(zip(names, (int(v) for v in row), strict=True))
+
+
 def sizes(db: str) -> dict[str, dict[str, int]]:
     """Rows, table bytes and index bytes of each of the worker's tables."""
     with b.psycopg.connect(f"{b.PG}/{db}", autocommit=True) as conn:
@@ -214,12 +233,18 @@ def sizes(db: str) -> dict[str, dict[str, int]]:
 
 
 def soak_report(f: dict[str, Any]) -> str:
-    rows = ["| window | msg/s | p50 ms | p99 ms | RSS MiB |", "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "| window | msg/s | p50 ms | p99 ms | RSS MiB | checkpoints asked / timed |"
+        " buffers a backend wrote | WAL MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for index, w in enumerate(f["windows"], 1):
-        ms = w["latency_ms"]
+        ms, pg = w["latency_ms"], w.get("database", {})
         rows.append(
             f"| {index} | {w['msg_per_s']:,.0f} | {ms['p50']} | {ms['p99']} |"
-            f" {w['rss_kib'] / 1024:,.1f} |"
+            f" {w['rss_kib'] / 1024:,.1f} | {pg.get('checkpoints_req', '-')} /"
+            f" {pg.get('checkpoints_timed', '-')} | {pg.get('buffers_backend', 0):,} |"
+            f" {pg.get('wal_bytes', 0) / 2**20:,.0f} |"
         )
     return "\n".join(rows)
 
