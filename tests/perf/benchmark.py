@@ -3,6 +3,8 @@ and PostgreSQL. Prints a table and writes the figures as JSON.
 
     python -m tests.perf.benchmark [--messages 20000] [--registrations 1000000] [--due 10000]
                                    [--repeat 3] [--json FILE]
+    python -m tests.perf.benchmark --scale --repeat 3      # data at scale (#20), 6 minutes
+    python -m tests.perf.benchmark --soak 1000000           # the soak (#20), about 20 minutes
 
 Not part of the test run: it measures, it does not assert.
 """
@@ -810,6 +812,11 @@ def main() -> int:
         from tests.perf import at_scale
 
         sizes = tuple(args.scale) if args.scale else at_scale.SIZES
+        if max(sizes) > at_scale.LARGEST or min(sizes) < 1 or list(sizes) != sorted(set(sizes)):
+            parser.error(
+                f"--scale: growing sizes from 1 to {at_scale.LARGEST:,}: a service has 999,999"
+                " registration numbers (R21) and the worker's own requests need some left"
+            )
         figures["scale"] = at_scale.run(sizes, args.messages, args.prunable, args.repeat)
         print(at_scale.report(figures["scale"]))
         _write(figures, args.json.parent / "scale.json", at_scale.plot, "scale")
