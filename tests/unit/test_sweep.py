@@ -61,3 +61,28 @@ def test_a_timer_that_fails_is_left_due_and_the_others_fire(
     states = {n: app.store.find(n)[0].registration.state for n in PROVIDERS}
     assert states == {PROVIDERS[0]: "expired", PROVIDERS[1]: "registered", PROVIDERS[2]: "expired"}
     assert app.store.stats(AFTER_THE_PERIOD).due == 3  # what the gauge shows
+
+
+def test_a_full_claim_that_lost_a_timer_is_not_taken_for_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a full claim drops a timer another sweep fired after the claim's snapshot
+    (#20): the batch is short, but more may be due, and the sweep goes on."""
+    from worker.adapters.store import port, sqlite
+
+    app = memory.app(tmp_path)
+    _registered(app)
+    real = sqlite.SqliteTransaction.claim_due
+    dropped: list[int] = []
+
+    def claim_due(self: object, today: dt.date, limit: int, exclude: object = ()) -> object:
+        claimed: port.Claimed = real(self, today, limit, exclude)  # type: ignore[arg-type]
+        if claimed.full and not dropped:  # the first full claim loses its first timer
+            dropped.append(claimed.dues[0].id)
+            return claimed._replace(dues=claimed.dues[1:])
+        return claimed
+
+    monkeypatch.setattr(sqlite.SqliteTransaction, "claim_due", claim_due)
+    monkeypatch.setattr(sweep, "BATCH", 4)
+    assert _sweep(app, AFTER_THE_PERIOD, []) == 9
+    assert dropped and app.store.stats(AFTER_THE_PERIOD).due == 0

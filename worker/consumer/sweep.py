@@ -134,15 +134,15 @@ def _batches(work: Work) -> Generator[tuple[Results, list[Outgoing], bool], None
             with work.store.transaction() as tx:
                 claimed = tx.claim_due(work.ctx.today, BATCH, exclude=sorted(failed))
                 committed = _fire(work, tx, claimed)
-            due = claimed.dues
-            results, events = list(zip(due, committed.results, strict=True)), committed.events
+            results = list(zip(claimed.dues, committed.results, strict=True))
+            events, full = committed.events, claimed.full
         except SQLAlchemyError:
             raise  # the database is away: the caller pauses, the timers stay due
         except Exception:
             log.exception("timer_batch_failed")
             results, events = _one_by_one(work, failed)
-            due = [timer for timer, _ in results]
-        more = len(due) == BATCH and _fired(results) > 0
+            full = len(results) == BATCH
+        more = full and _fired(results) > 0
         yield results, events, more
         if not more:
             return

@@ -104,6 +104,9 @@ class Claimed(NamedTuple):
 
     dues: list[DueTimer]
     registrations: dict[int, Stored]
+    # As many were due as the claim asked for: more may be. Not `len(dues) == limit`: a timer
+    # another sweep fired after the claim's snapshot is dropped from a full claim (PostgreSQL).
+    full: bool
 
 
 class Lived(NamedTuple):

@@ -105,6 +105,7 @@ class PostgresTransaction(sql.SqlTransaction):
             if registration_id not in stored:
                 registration = Registration.model_validate_json(document)
                 stored[registration_id] = port.Stored(registration_id, version, registration)
+        full = len(dues) == limit
         if dues:
             # Read anew: one fired by a sweep that let go of its registration after this
             # statement's snapshot was taken is not fired twice.
@@ -114,7 +115,7 @@ class PostgresTransaction(sql.SqlTransaction):
                 dues = [d for d in dues if d.id in still]
                 kept = {d.registration_id for d in dues}
                 stored = {i: s for i, s in stored.items() if i in kept}
-        return port.Claimed(dues, stored)
+        return port.Claimed(dues, stored, full)
 
     def mark_sent(self, event_ids: Sequence[str], now: dt.datetime) -> None:
         self._sent += event_ids  # with the next write, or alone before the commit

@@ -133,7 +133,7 @@ class SqliteTransaction(sql.SqlTransaction):
         r = t.registrations.c
         ids = sorted({due.registration_id for due in dues})
         rows = self.db.execute(select(r.id, r.version, DOCUMENT).where(r.id.in_(ids)))
-        return port.Claimed(dues, {row.id: stored(row) for row in rows})
+        return port.Claimed(dues, {row.id: stored(row) for row in rows}, len(dues) == limit)
 
     def mark_sent(self, event_ids: Sequence[str], now: dt.datetime) -> None:
         if event_ids:
