@@ -182,7 +182,7 @@ class UnitOfWork:
         self._by_id: dict[int, _Slot] = {}
         self._seen: set[str] = set()
         self._keys: dict[str, Key] = {}
-        self._numbers: dict[str, list[str]] = {}
+        self._numbers: dict[str, list[str | None]] = {}
         self._ids: list[int] = []
         self._outbox: list[Outgoing] = []
         self._archive: list[tuple[dict[str, Any], _Slot]] = []
@@ -227,7 +227,7 @@ class UnitOfWork:
         number = None
         if lifecycle.needs_number(slot.current, message.data):
             number = self._numbers[key.service].pop(0)
-            if int(number[len(port.PREFIX[key.service]) :]) > port.LAST_NUMBER:
+            if number is None:
                 raise port.NumbersExhaustedError(key.service)  # R21: the whole batch rolls back
         decided = Message(message.id, message.data, message.publisher)
         if isinstance(message.data, inbound.Retraction):  # R17: decided with the life

@@ -54,9 +54,13 @@ def columns(registration: Registration) -> dict[str, Any]:
 LAST_NUMBER = 999_999  # a service's last registration number: `DV.O` + 6 digits (R21)
 
 
-def numbers_up_to(service: str, last: int, count: int) -> list[str]:
-    """The `count` registration numbers of a service that end with counter value `last`."""
-    return [f"{PREFIX[service]}{n:06d}" for n in range(last - count + 1, last + 1)]
+def numbers_up_to(service: str, last: int, count: int) -> list[str | None]:
+    """The `count` registration numbers of a service that end with counter value `last`; None
+    for each past `LAST_NUMBER`, which the format has no number for (R21)."""
+    prefix = PREFIX[service]
+    return [
+        f"{prefix}{n:06d}" if n <= LAST_NUMBER else None for n in range(last - count + 1, last + 1)
+    ]
 
 
 class NumbersExhaustedError(Exception):
@@ -88,7 +92,7 @@ class Read:
 
     seen: set[str] = field(default_factory=set)  # message ids handled before
     stored: dict[KeyTuple, Stored] = field(default_factory=dict)  # locked until commit
-    numbers: dict[str, list[str]] = field(default_factory=dict)  # drawn per service, in order
+    numbers: dict[str, list[str | None]] = field(default_factory=dict)  # drawn, in order (R21)
     ids: list[int] = field(default_factory=list)  # for the registrations the batch creates
 
 

@@ -100,7 +100,7 @@ class SqliteTransaction(sql.SqlTransaction):
             for r in self.db.execute(query)
         }
 
-    def _allocate_numbers(self, service: str, count: int) -> list[str]:
+    def _allocate_numbers(self, service: str, count: int) -> list[str | None]:
         counter = t.number_counters
         last = self.db.execute(
             update(counter)
