@@ -31,8 +31,6 @@ from worker import config
 from worker.bootstrap import bootstrap, open_store
 from worker.consumer import sweep as sweeping
 from worker.domain.model import Context
-from worker.entrypoints import explain as explaining
-from worker.service import cases as case_service
 from worker.service.clock import Clock
 
 SIZES = (200_000, 600_000, 1_800_000)
@@ -57,11 +55,6 @@ AROUND = (
 )
 
 
-# The outbox is pruned from its head (ids grow with time): the events retention finds past their
-# window at the end, made last, are given the lowest ids, as the oldest events would have.
-HEAD_ROOM = "SELECT setval(pg_get_serial_sequence('outbox', 'id'), :room)"
-
-
 def grow(url: str, first: int, count: int) -> float:
     """Registrations `first` to `count` and the rows around them; seconds taken."""
     store = open_store(url)
@@ -83,8 +76,8 @@ def aside(url: str, index: int, messages: int) -> None:
     store = open_store(url)
     with store.engine.begin() as db:
         db.execute(
-            text("SELECT setval(pg_get_serial_sequence('registrations', 'id'), :n)"),
-            {"n": 50_000_000 + index * 1_000_000},
+            text(cases.SEQUENCE_AT),
+            {"table": "registrations", "n": 50_000_000 + index * 1_000_000},
         )
         last = LARGEST // 2 + index * (messages // 3 + 1)  # a third of the mix are requests
         db.execute(text(cases.COUNTERS), {"training": last, "advice": last})
@@ -97,7 +90,7 @@ def app_on(url: str, today: dt.date) -> Any:
 
 
 def reads(url: str, size: int) -> dict[str, Any]:
-    """The empty sweep, `find` with each filter, `explain` of registrations across the table."""
+    """The empty sweep, then `find` with each filter and `explain` (`cases.reads`)."""
     app = app_on(url, QUIET)
     store, workers = app.store, app.settings.sweep_workers
     quiet = Context(today=QUIET)
@@ -105,23 +98,8 @@ def reads(url: str, size: int) -> dict[str, Any]:
     def empty_sweep() -> None:
         assert sweeping.sweep(store, app.envelopes, quiet, app.clock, workers=workers) == 0
 
-    found = {
-        name: cases.timed(lambda q=query: store.search(q))  # type: ignore[misc]
-        for name, query in cases.SINGLE_FILTERS.items()
-    }
-    numbers = iter(f"DV.O{n:06d}" for n in range(1_000, size // 2, max(size // 100, 1)))
-
-    def explain_one() -> None:
-        stored = store.by_number(next(numbers))
-        assert stored is not None
-        explaining.render(case_service.explain(store, stored, QUIET))
-
-    figures = {
-        "empty_sweep_ms": cases.timed(empty_sweep, rounds=30),
-        "find_ms": found,
-        "find_worst_median_ms": max(f["median_ms"] for f in found.values()),
-        "explain_ms": cases.timed(explain_one, rounds=21),
-    }
+    figures = {"empty_sweep_ms": cases.timed(empty_sweep, rounds=30)}
+    figures |= cases.reads(store, size, QUIET)
     store.dispose()
     return figures
 
@@ -173,8 +151,10 @@ def run(sizes: tuple[int, ...], messages: int, prunable: int, repeat: int) -> di
     try:
         store = open_store(url)
         store.migrate()
-        with store.engine.begin() as connection:  # room at the head for retention's old rows
-            connection.execute(text(HEAD_ROOM), {"room": prunable + 1})
+        # The outbox is pruned from its head (ids grow with time): the events retention finds
+        # past their window at the end, made last, get the lowest ids, as the oldest would have.
+        with store.engine.begin() as connection:
+            connection.execute(text(cases.SEQUENCE_AT), {"table": "outbox", "n": prunable + 1})
         store.dispose()
         first = 1
         for size in sizes:

@@ -239,12 +239,11 @@ def soak_report(f: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for index, w in enumerate(f["windows"], 1):
-        ms, pg = w["latency_ms"], w.get("database", {})
+        ms, pg = w["latency_ms"], w["database"]
         rows.append(
             f"| {index} | {w['msg_per_s']:,.0f} | {ms['p50']} | {ms['p99']} |"
-            f" {w['rss_kib'] / 1024:,.1f} | {pg.get('checkpoints_req', '-')} /"
-            f" {pg.get('checkpoints_timed', '-')} | {pg.get('buffers_backend', 0):,} |"
-            f" {pg.get('wal_bytes', 0) / 2**20:,.0f} |"
+            f" {w['rss_kib'] / 1024:,.1f} | {pg['checkpoints_req']} / {pg['checkpoints_timed']}"
+            f" | {pg['buffers_backend']:,} | {pg['wal_bytes'] / 2**20:,.0f} |"
         )
     return "\n".join(rows)
 
