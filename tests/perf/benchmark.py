@@ -288,28 +288,39 @@ def worker_settings(vhost: str, db: str) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    subprocess.run(
-        [sys.executable, "-m", "worker.entrypoints.cli", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "worker.entrypoints.cli", "run"], env=env, cwd=ROOT
-    )
+    return start_workers(env, 1)[0]
+
+
+def start_workers(
+    env: dict[str, str], count: int, migrate: bool = True, consuming: int | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes, started together; ready once the queue has `consuming`
+    consumers (default `count`: none ran before)."""
+    if migrate:
+        subprocess.run(
+            [sys.executable, "-m", "worker.entrypoints.cli", "migrate"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "worker.entrypoints.cli", "run"], env=env, cwd=ROOT)
+        for _ in range(count)
+    ]
+    wanted = count if consuming is None else consuming
     deadline = time.monotonic() + 60
     with Connection(env["KMO_BROKER_URL"]) as connection:
-        while time.monotonic() < deadline:  # ready when its queue has a consumer
+        while wanted and time.monotonic() < deadline:  # ready when its queue has the consumers
             try:
                 _, _, consumers = Queue(
                     "kmo.worker", durable=True, queue_arguments={"x-queue-type": "quorum"}
                 )(connection.channel()).queue_declare(passive=True)
-                if consumers:
+                if consumers >= wanted:
                     break
             except Exception:
                 pass
             time.sleep(0.2)
-    return worker
+    return workers
 
 
 def measure_latency(url: str, rate: float, offset: int) -> dict[str, Any]:

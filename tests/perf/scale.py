@@ -28,6 +28,9 @@ RELAYS = {  # name: (module, confirms)
     "batched": ("tests.perf.batched_relay", False),
     "batched_confirms": ("tests.perf.batched_relay", True),
 }
+# The worker as one process (what the targets are about), and as two replicas on the one queue:
+# what an operator gets from scaling out on the same two cores.
+WORKERS = {"worker": 1, "worker_2": 2}
 
 
 def relay_rate(name: str, mode: str, mix: list[tuple[bytes, str]]) -> float:
@@ -57,36 +60,46 @@ def relay_rate(name: str, mode: str, mix: list[tuple[bytes, str]]) -> float:
         b.drop(vhost=vhost)
 
 
-def worker_rate(mode: str, mix: list[tuple[bytes, str]], on: str | None = None) -> float:
-    """Messages per second through `kmo-worker run`, in one mode, on a fresh database or the
-    database `on` (kept)."""
+def worker_rate(
+    mode: str, mix: list[tuple[bytes, str]], on: str | None = None, replicas: int = 1
+) -> float:
+    """Messages per second through `kmo-worker run` (`replicas` processes on one queue, as a
+    deployment scales out), in one mode, on a fresh database or the database `on` (kept)."""
     vhost, db = b.fresh_vhost(), on or b.fresh_database()
     env = b.worker_settings(vhost, db)
     url = env["KMO_BROKER_URL"]
     inbound = Exchange("kmo.inbound", type="topic", durable=True)
     events = Queue("bench.events", durable=True, no_declare=True)
     expected = 2 * (len(mix) // 3)  # request_accepted and registered per registration
+    workers: list[subprocess.Popen[bytes]] = []
     try:
-        worker = b.start_worker(env)  # declares the topology
+        workers = [b.start_worker(env)]  # declares the topology
         if mode == "backlog":
-            worker.terminate()
-            worker.wait(60)
+            _stop(workers)
             b.publish_all(url, inbound, mix)
             sink = b.Sink(url, events, expected)
-            worker = b.start_worker(env)
+            workers = b.start_workers(env, replicas)  # together: one does not drain it alone
             sink.arrived(1800)
             rate = len(mix) / (sink.last - sink.first)
         else:
+            workers += b.start_workers(env, replicas - 1, migrate=False, consuming=replicas)
             sink = b.Sink(url, events, expected)
             started = time.perf_counter()
             b.publish_all(url, inbound, mix)
             sink.arrived(1800)
             rate = len(mix) / (sink.last - started)
-        worker.terminate()
-        worker.wait(60)
         return rate
     finally:
+        _stop(workers)
         b.drop(vhost=vhost, db=None if on else db)
+
+
+def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(60)
+    workers.clear()
 
 
 def _consumed(url: str, queue: str, timeout: float = 60) -> None:
@@ -109,15 +122,20 @@ def ceiling_run(count: int, repeat: int) -> dict[str, Any]:
     runs: dict[str, dict[str, list[float]]] = {mode: {} for mode in MODES}
     for run in range(repeat):
         for mode in MODES:
-            for name in (*RELAYS, "worker"):
+            for name in (*RELAYS, *WORKERS):
                 b.step(f"ceiling: {name}, {mode}, {run + 1}")
-                rate = worker_rate(mode, mix) if name == "worker" else relay_rate(name, mode, mix)
+                if name in WORKERS:
+                    rate = worker_rate(mode, mix, replicas=WORKERS[name])
+                else:
+                    rate = relay_rate(name, mode, mix)
                 runs[mode].setdefault(name, []).append(round(rate, 1))
     figures: dict[str, Any] = {"messages": len(mix), "queue_type": "quorum", "runs": runs}
     for mode in MODES:
         medians = {name: statistics.median(rates) for name, rates in runs[mode].items()}
         figures[mode] = medians | {
-            f"worker_to_{name}": round(medians["worker"] / medians[name], 3) for name in RELAYS
+            f"{worker}_to_{name}": round(medians[worker] / medians[name], 3)
+            for worker in WORKERS
+            for name in RELAYS
         }
     return figures
 
@@ -125,14 +143,15 @@ def ceiling_run(count: int, repeat: int) -> dict[str, Any]:
 def ceiling_report(f: dict[str, Any]) -> str:
     rows = [
         "| msg/s (median) | bare, one at a time | batched | batched, confirms | worker |"
-        " worker / bare | worker / batched |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        " worker / bare | worker / batched | 2 replicas | 2 replicas / batched |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for mode in MODES:
         m = f[mode]
         rows.append(
             f"| {mode} | {m['bare']:,.0f} | {m['batched']:,.0f} | {m['batched_confirms']:,.0f}"
-            f" | {m['worker']:,.0f} | {m['worker_to_bare']:.0%} | {m['worker_to_batched']:.0%} |"
+            f" | {m['worker']:,.0f} | {m['worker_to_bare']:.0%} | {m['worker_to_batched']:.0%}"
+            f" | {m['worker_2']:,.0f} | {m['worker_2_to_batched']:.0%} |"
         )
     return "\n".join(rows)
 
