@@ -59,7 +59,7 @@ def test_the_batch_read_uses_the_indexes_in_a_plan_made_while_the_tables_were_em
     with app.store.engine.begin() as db:
         plan = _generic_plan(
             db,
-            postgres_sql.READ.text,
+            postgres_sql.READ,
             {
                 "ids": json.dumps(["a", "b"]),
                 "keys": json.dumps([key]),

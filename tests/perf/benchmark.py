@@ -317,20 +317,28 @@ def start_workers(
         subprocess.Popen([sys.executable, "-m", "worker.entrypoints.cli", "run"], env=env, cwd=ROOT)
         for _ in range(count)
     ]
-    wanted = count if consuming is None else consuming
-    deadline = time.monotonic() + 60
-    with Connection(env["KMO_BROKER_URL"]) as connection:
-        while wanted and time.monotonic() < deadline:  # ready when its queue has the consumers
+    wait_for_consumers(
+        env["KMO_BROKER_URL"], "kmo.worker", count if consuming is None else consuming
+    )
+    return workers
+
+
+def wait_for_consumers(url: str, queue: str, count: int, timeout: float = 60) -> bool:
+    """Whether the quorum queue `queue` has `count` consumers within `timeout` seconds; a queue
+    not declared yet (a worker still starting) has none."""
+    deadline = time.monotonic() + timeout
+    with Connection(url) as connection:
+        while True:
             try:
-                _, _, consumers = Queue(
-                    "kmo.worker", durable=True, queue_arguments={"x-queue-type": "quorum"}
-                )(connection.channel()).queue_declare(passive=True)
-                if consumers >= wanted:
-                    break
+                declared = Queue(queue, durable=True, queue_arguments={"x-queue-type": "quorum"})
+                _, _, consumers = declared(connection.channel()).queue_declare(passive=True)
+                if consumers >= count:
+                    return True
             except Exception:
                 pass
-            time.sleep(0.2)
-    return workers
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
 
 def measure_latency(url: str, rate: float, offset: int) -> dict[str, Any]:

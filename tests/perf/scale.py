@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 
 from tests.perf import benchmark as b
 from tests.perf import plots
@@ -48,7 +48,8 @@ def relay_rate(name: str, mode: str, mix: list[tuple[bytes, str]]) -> float:
             b.publish_all(url, direct, bodies)
         relay = subprocess.Popen(command, cwd=b.ROOT)
         if mode == "live":
-            _consumed(url, "bench.in")
+            if not b.wait_for_consumers(url, "bench.in", 1):
+                raise TimeoutError("no consumer on bench.in")
             started = time.perf_counter()
             b.publish_all(url, direct, bodies)
         sink.arrived(1800)
@@ -100,19 +101,6 @@ def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         worker.wait(60)
     workers.clear()
-
-
-def _consumed(url: str, queue: str, timeout: float = 60) -> None:
-    """Wait until `queue` has a consumer (a relay is ready)."""
-    deadline = time.monotonic() + timeout
-    with Connection(url) as connection:
-        while time.monotonic() < deadline:
-            declared = Queue(queue, durable=True, queue_arguments={"x-queue-type": "quorum"})
-            _, _, consumers = declared(connection.channel()).queue_declare(passive=True)
-            if consumers:
-                return
-            time.sleep(0.1)
-    raise TimeoutError(f"no consumer on {queue}")
 
 
 def ceiling_run(count: int, repeat: int) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def test_every_batch_statement_keeps_exactly_its_parameters() -> None:
         ],
         counts_changed=True,
     )
-    for statement in (q.READ.text, q.MARK_SENT, q.LOCK_PENDING, write):
+    for statement in (q.READ, q.MARK_SENT, q.LOCK_PENDING, write):
         named = set(re.findall(r"(?<![:\w]):(\w+)", statement))
         assert named, statement
         assert set(PARAMETER.findall(postgres._driver_sql(statement))) == named

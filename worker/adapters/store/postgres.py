@@ -55,7 +55,7 @@ class PostgresTransaction(sql.SqlTransaction):
             "new_ids": sum(counts.values()),
         }
         read = port.Read()
-        for row in _execute(self.db, q.READ.text, parameters):
+        for row in _execute(self.db, q.READ, parameters):
             if row.part == "seen":
                 read.seen.add(row.document)
             elif row.part == "registration":
@@ -210,12 +210,12 @@ def _driver_sql(statement: str) -> str:
     return str(text(statement).compile(dialect=_DIALECT))
 
 
-def _execute(db: Connection, statement: str, params: Mapping[str, Any]) -> Any:
+def _execute(db: Connection, statement: str, params: dict[str, Any]) -> Any:
     """A batch's statement as the driver's SQL (`exec_driver_sql`): SQLAlchemy's errors,
     transaction and result as with `execute(text(...))`, without parsing the statement's text
     and looking up its compiled form on every batch: a third of the worker's instructions for a
     one-message batch (docs/performance.md)."""
-    return db.exec_driver_sql(_driver_sql(statement), dict(params))
+    return db.exec_driver_sql(_driver_sql(statement), params)
 
 
 def _changed_json(changed: Sequence[tuple[int, int, Registration]]) -> str:

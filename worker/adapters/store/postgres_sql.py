@@ -16,16 +16,13 @@ beside the JSON rows in the UPDATE and DELETE parts, and `= ANY(ARRAY(...))` in 
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 from worker.adapters.store import port
 
 KEY_COLUMNS = ("enterprise_number", "unit_kind", "department_id", "service")
 
 # The inbox ids seen before, the registrations (locked; keys come sorted, so two batches lock in
 # one order and cannot deadlock), numbers drawn per service, and ids for new registrations.
-READ = text(
-    """WITH seen AS (
+READ = """WITH seen AS (
   SELECT i.message_id FROM json_array_elements_text(CAST(:ids AS json)) AS x(id)
   CROSS JOIN LATERAL (SELECT message_id FROM inbox WHERE message_id = x.id LIMIT 1) AS i),
 regs AS (
@@ -54,7 +51,6 @@ SELECT 'number', last_value, NULL, NULL, NULL, NULL, NULL, service FROM numbers
 UNION ALL
 SELECT 'id', nextval(pg_get_serial_sequence('registrations', 'id')), NULL, NULL, NULL, NULL, NULL,
   NULL FROM generate_series(1, :new_ids)"""
-)
 
 # The first mark stands. Not `WHERE sent_at IS NULL`: that let the planner walk the partial
 # index of pending events, which statistics taken before a burst make look small.
