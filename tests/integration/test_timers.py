@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections import Counter
 
@@ -184,4 +185,35 @@ def test_a_claim_holds_no_timer_of_a_registration_it_skipped(settings: config.Se
                 pytest.fail(f"the claim holds a timer of a registration it skipped: {error}")
             assert len(mine) == 3
         held.rollback()
+    app.store.engine.dispose()
+
+
+def test_a_claimed_registration_of_an_older_document_version_is_upcast(
+    settings: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep reads registrations through the same upcasters as every other read: were
+    version 3 to call `starter` what version 2 called `beginner`, a version-2 document claimed
+    with its timer reaches the core in version 3's shape."""
+    from sqlalchemy import Text, cast, update
+
+    from worker.adapters.store import documents
+
+    app = bootstrap(settings)
+    _register_all(app.store, app.envelopes, D(2027, 2, 1))
+    registrations = t.registrations.c
+    with app.store.engine.begin() as db:
+        text = db.execute(
+            select(cast(registrations.document, Text)).where(registrations.id == 1)
+        ).scalar_one()
+        old = json.loads(text)
+        assert old["document_version"] == 2 and old["starter"] is False
+        old["beginner"] = not old.pop("starter")
+        db.execute(update(t.registrations).where(registrations.id == 1).values(document=old))
+    monkeypatch.setattr(documents, "VERSION", 3)
+    renamed = lambda d: {**d, "starter": d.pop("beginner", d.get("starter"))}  # noqa: E731
+    monkeypatch.setitem(documents.UPCASTERS, 2, renamed)
+    with app.store.transaction() as tx:
+        claimed = tx.claim_due(D(2032, 2, 1), 500)
+        assert claimed.registrations[1].registration.starter is True
+        assert claimed.registrations[2].registration.starter is False
     app.store.engine.dispose()

@@ -104,7 +104,7 @@ class PostgresTransaction(sql.SqlTransaction):
             timer = Timer(due_on, kind, deadline, offset)
             dues.append(port.DueTimer(timer_id, registration_id, timer, cause))
             if registration_id not in stored:
-                registration = Registration.model_validate_json(document)
+                registration = documents.load(document)
                 stored[registration_id] = port.Stored(registration_id, version, registration)
         full = len(dues) == limit
         if dues:
