@@ -28,7 +28,7 @@ from tests.perf import benchmark as b
 from tests.perf import cases, plots, scale
 from tests.perf import retention as pruning
 from worker import config
-from worker.bootstrap import bootstrap, open_store
+from worker.bootstrap import bootstrap, open_store, settle_heap
 from worker.consumer import sweep as sweeping
 from worker.domain.model import Context
 from worker.service.clock import Clock
@@ -119,6 +119,7 @@ def due_sweep(url: str) -> dict[str, Any]:
         due_count = int(due.scalar_one())
     store.dispose()
     app = app_on(url, day)
+    settle_heap()  # as `kmo-worker run`, whose periodic sweep this is, does before it works
     workers = app.settings.sweep_workers
     started = time.perf_counter()
     fired = sweeping.sweep(app.store, app.envelopes, Context(today=day), app.clock, workers=workers)
