@@ -233,3 +233,18 @@ worker_state = Table(
     Column("after_id", Id, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True)),
 )
+
+# Registrations by state, kept by the database itself (migration 0008): triggers on
+# `registrations` add a row of +n / -n per state for every statement that inserts, deletes or
+# moves registrations between states, whichever code or person runs it; `count_by_state` folds
+# the rows into one a state. The gauges read it every minute: a GROUP BY over ten million
+# registrations took seconds of both cores (#20). A later migration that has SQLite rebuild
+# `registrations` (batch_alter_table) must create its triggers again, as 0008 does; a test holds
+# the counts to a GROUP BY after every migration.
+state_counts = Table(
+    "state_counts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("state", String(30), nullable=False),
+    Column("delta", BigInteger, nullable=False),
+)
