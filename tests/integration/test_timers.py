@@ -8,12 +8,12 @@ import threading
 from collections import Counter
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select, update
 
 from tests.support import message
 from worker import config
 from worker import samples as s
-from worker.adapters.store import port
+from worker.adapters.store import documents, port
 from worker.adapters.store import tables as t
 from worker.bootstrap import bootstrap
 from worker.consumer import sweep
@@ -194,10 +194,6 @@ def test_a_claimed_registration_of_an_older_document_version_is_upcast(
     """The sweep reads registrations through the same upcasters as every other read: were
     version 3 to call `starter` what version 2 called `beginner`, a version-2 document claimed
     with its timer reaches the core in version 3's shape."""
-    from sqlalchemy import Text, cast, update
-
-    from worker.adapters.store import documents
-
     app = bootstrap(settings)
     _register_all(app.store, app.envelopes, D(2027, 2, 1))
     registrations = t.registrations.c

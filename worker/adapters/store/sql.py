@@ -4,6 +4,7 @@ either database (SQLAlchemy Core). The hot path is each store's own."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -175,9 +176,9 @@ class SqlStore(CaseQueries, lives.LifeQueries, retention.RetentionQueries):
         one of them only, the others wait for it, skip the row and fold the rest."""
         c = t.state_counts.c
         with self.engine.begin() as db:
-            folded: dict[str, int] = {}
+            folded: Counter[str] = Counter()
             for state, delta in db.execute(delete(t.state_counts).returning(c.state, c.delta)):
-                folded[state] = folded.get(state, 0) + int(delta)
+                folded[state] += int(delta)
             kept = [{"state": s, "delta": n} for s, n in folded.items() if n]
             if kept:
                 db.execute(insert(t.state_counts), kept)
