@@ -136,68 +136,45 @@ class PostgresTransaction(sql.SqlTransaction):
         return [Outgoing(*row) for row in self.db.execute(query)]
 
     def write(self, writes: port.Writes, now: dt.datetime) -> None:
-        parts, params = _parts(writes, now)
+        params = _parts(writes, now)
         if self._sent:
-            parts.append(q.SENT)
             params["sent"] = self._take_sent()
-        if parts:
-            statement = q.write_statement(parts, counts_changed=bool(writes.changed))
-            if _unprepared(self.db, statement, params) != len(writes.changed):
+        if len(params) > 1:  # more than `now`: something to write
+            written = _execute(self.db, q.WRITE, q.NOTHING_TO_WRITE | params).scalar_one()
+            if written != len(writes.changed):
                 numbers = ", ".join(r.number for _, _, r in writes.changed)
                 raise port.StaleRegistrationError(numbers)
         erasure.erase(self.db, writes.erase)  # rare: its own statements, after the rows it reads
 
 
-def _parts(w: port.Writes, now: dt.datetime) -> tuple[list[str], dict[str, Any]]:
-    parts: list[str] = []
-    params: dict[str, Any] = {"now": now, "fired": w.fired}
+def _parts(w: port.Writes, now: dt.datetime) -> dict[str, Any]:
+    """The write's parameters for the parts this batch has (`q.WRITE` fills in the others)."""
+    params: dict[str, Any] = {"now": now}
     if w.inserted:
-        parts.append(q.INSERTED)
         params["inserted"] = _inserted_json(w.inserted)
     if w.returned:
-        parts.append(q.RETURNED)
         params["returned"] = _json([{"service": s, "n": n} for s, n in w.returned.items()])
     if w.changed:
-        parts.append(q.CHANGED)
         params["changed"] = _changed_json(w.changed)
         params["changed_ids"] = [i for i, _, _ in w.changed]
     if w.fired:
-        parts.append(q.FIRED)
+        params["fired"] = list(w.fired)
     if w.cancel:
-        parts.append(q.CANCEL)
         params["cancel"] = _json([_timer_row(i, x) for i, x in w.cancel])
         params["cancel_ids"] = sorted({i for i, _ in w.cancel})
     if w.add:
-        parts.append(q.ADD)
         params["add"] = _json(
             [_timer_row(i, x) | {"due_on": x.due, "traceparent": w.traced.get(i)} for i, x in w.add]
         )
     if w.history:
-        parts.append(q.HISTORY)
         params["history"] = _json(w.history)
     if w.outbox:
-        parts.append(q.OUTBOX)
         params["outbox"] = _json(
             [{"event_id": e.id, "type": e.type, "body": e.body} for e in w.outbox]
         )
     if w.inbox:
-        parts.append(q.INBOX)
         params["inbox"] = _json(w.inbox)
-    return parts, params
-
-
-def _unprepared(db: Connection, statement: str, params: dict[str, Any]) -> Any:
-    """The statement's one value, planned for these parameters: psycopg prepares a statement on
-    its fifth use, and a generic plan cached while the tables were small scans them whole.
-    `prepare_threshold` is psycopg's documented switch (None: never prepare)."""
-    driver = db.connection.driver_connection
-    assert driver is not None  # a live connection, in the middle of its transaction
-    threshold = driver.prepare_threshold
-    driver.prepare_threshold = None
-    try:
-        return _execute(db, statement, params).scalar_one()
-    finally:
-        driver.prepare_threshold = threshold
+    return params
 
 
 _DIALECT = create_engine("postgresql+psycopg://").dialect  # no connection: only its SQL rules
