@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,42 @@ def machine_cpu_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+BROKER_PROCESSES = ("beam.smp", "erl_child_setup", "inet_gethost", "epmd")
+
+
+def cpu_by_process(worker_pids: Sequence[int]) -> dict[str, float]:
+    """CPU seconds used so far by the worker's processes, PostgreSQL's, RabbitMQ's and this one
+    (the load generator and the sink), from /proc: where the machine's time goes."""
+    groups = {"worker": 0.0, "postgresql": 0.0, "rabbitmq": 0.0, "load_generator": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        pid, name = int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")]
+        if pid in worker_pids:
+            group = "worker"
+        elif pid == os.getpid():
+            group = "load_generator"
+        elif name in BROKER_PROCESSES:
+            group = "rabbitmq"
+        elif name.startswith("postgres"):
+            group = "postgresql"
+        else:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        groups[group] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return groups
+
+
+def _per_message_us(
+    before: dict[str, float], after: dict[str, float], messages: int
+) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) / messages * 1e6, 1) for name in before}
 
 
 def rss_kib(pid: int) -> int:
@@ -378,6 +414,7 @@ def worker_run(
         sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), expected)
         inbound = Exchange("kmo.inbound", type="topic", durable=True)
         cpu_before, machine_before = cpu_seconds(worker.pid), machine_cpu_seconds()
+        by_process = cpu_by_process([worker.pid])
         start = time.perf_counter()
         publish_all(url, inbound, mix)
         sink.arrived(1800)
@@ -386,11 +423,18 @@ def worker_run(
         rss_after = rss_kib(worker.pid)
         cpu_per_msg_us = (cpu_seconds(worker.pid) - cpu_before) / len(mix) * 1e6
         machine_per_msg_us = (machine_cpu_seconds() - machine_before) / len(mix) * 1e6
+        by_process = _per_message_us(by_process, cpu_by_process([worker.pid]), len(mix))
 
         # Latency at half the measured throughput, of the same mix over new registrations:
         # publish to event, for every message that causes one (requests and audits).
         rate = throughput / 2
+        at_half, started = cpu_by_process([worker.pid]), time.perf_counter()
         latency = measure_latency(url, rate, offset=1_000_000)
+        seconds = time.perf_counter() - started
+        cores = {
+            name: (used - at_half[name]) / seconds
+            for name, used in cpu_by_process([worker.pid]).items()
+        }
         rss_end = rss_kib(worker.pid)
         worker.terminate()
         worker.wait(60)
@@ -402,6 +446,9 @@ def worker_run(
             "worker_cpu_us_per_msg": round(cpu_per_msg_us, 1),
             # Everything busy on the machine per message: broker, database, load generator.
             "machine_cpu_us_per_msg": round(machine_per_msg_us, 1),
+            "cpu_us_per_msg_by_process": by_process,
+            # The same processes' share of the two cores while the latency is measured.
+            "cores_busy_at_half_load": {name: round(used, 2) for name, used in cores.items()},
             "latency_rate_msg_per_s": round(rate, 1),
             "latency_samples": latency["samples"],
             "latency_ms": latency["ms"],
@@ -922,6 +969,15 @@ def report(f: dict[str, Any]) -> str:
             _spread([r["msg_per_s"] for r in f["worker_runs"]]),
         ),
         (
+            "  CPU a message, by process",
+            ", ".join(
+                f"{name.replace('_', ' ')} {us:,.0f}"
+                for name, us in w.get("cpu_us_per_msg_by_process", {}).items()
+            )
+            + " µs",
+            "where the two cores go while the worker runs flat out",
+        ),
+        (
             "worker / bare relay without confirms",
             f"{f['ratio_to_bare_no_confirms']:.0%}",
             f"target ≥ 50 %; {f['ratio_to_bare_classic_no_confirms']:.0%} of the classic one",
@@ -930,6 +986,14 @@ def report(f: dict[str, Any]) -> str:
             f"latency at {w['latency_rate_msg_per_s']:,.0f} msg/s",
             f"p50 {lat['p50']} / p95 {lat['p95']} / p99 {lat['p99']} ms",
             f"target p99 < 25 ms; p99 {_spread(p99s, ' ms')}",
+        ),
+        (
+            "  cores busy meanwhile",
+            ", ".join(
+                f"{name.replace('_', ' ')} {cores:.2f}"
+                for name, cores in w.get("cores_busy_at_half_load", {}).items()
+            ),
+            "of the machine's two",
         ),
         (
             "  the bare relay at that rate",
