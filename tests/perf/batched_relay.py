@@ -21,8 +21,8 @@ from kombu import Connection
 from tests.perf import bare_relay
 from worker.adapters import broker, wire
 
-BATCH = 200  # the worker's KMO_BATCH_SIZE
-PREFETCH = 300  # the worker's KMO_PREFETCH
+BATCH = 500  # the worker's KMO_BATCH_SIZE
+PREFETCH = 1_000  # the worker's KMO_PREFETCH
 
 
 def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = False) -> None:
