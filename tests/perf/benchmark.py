@@ -81,7 +81,12 @@ def drop(vhost: str | None = None, db: str | None = None) -> None:
 
 def cpu_seconds(pid: int) -> float:
     """User and system time the process has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _cpu_of(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _cpu_of(stat: str) -> float:
+    """User and system time from the text of a /proc/<pid>/stat."""
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -118,8 +123,7 @@ def cpu_by_process(worker_pids: Sequence[int]) -> dict[str, float]:
             group = "postgresql"
         else:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        groups[group] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        groups[group] += _cpu_of(stat)
     return groups
 
 
@@ -413,15 +417,13 @@ def worker_run(
         expected = 2 * (len(mix) // 3)  # request_accepted and registered per registration
         sink = Sink(url, Queue("bench.events", durable=True, no_declare=True), expected)
         inbound = Exchange("kmo.inbound", type="topic", durable=True)
-        cpu_before, machine_before = cpu_seconds(worker.pid), machine_cpu_seconds()
-        by_process = cpu_by_process([worker.pid])
+        machine_before, by_process = machine_cpu_seconds(), cpu_by_process([worker.pid])
         start = time.perf_counter()
         publish_all(url, inbound, mix)
         sink.arrived(1800)
         elapsed = sink.last - start
         throughput = len(mix) / elapsed
         rss_after = rss_kib(worker.pid)
-        cpu_per_msg_us = (cpu_seconds(worker.pid) - cpu_before) / len(mix) * 1e6
         machine_per_msg_us = (machine_cpu_seconds() - machine_before) / len(mix) * 1e6
         by_process = _per_message_us(by_process, cpu_by_process([worker.pid]), len(mix))
 
@@ -432,7 +434,7 @@ def worker_run(
         latency = measure_latency(url, rate, offset=1_000_000)
         seconds = time.perf_counter() - started
         cores = {
-            name: (used - at_half[name]) / seconds
+            name: round((used - at_half[name]) / seconds, 2)
             for name, used in cpu_by_process([worker.pid]).items()
         }
         rss_end = rss_kib(worker.pid)
@@ -443,12 +445,12 @@ def worker_run(
             "events": expected,
             "seconds": round(elapsed, 2),
             "msg_per_s": round(throughput, 1),
-            "worker_cpu_us_per_msg": round(cpu_per_msg_us, 1),
+            "worker_cpu_us_per_msg": by_process["worker"],
             # Everything busy on the machine per message: broker, database, load generator.
             "machine_cpu_us_per_msg": round(machine_per_msg_us, 1),
             "cpu_us_per_msg_by_process": by_process,
             # The same processes' share of the two cores while the latency is measured.
-            "cores_busy_at_half_load": {name: round(used, 2) for name, used in cores.items()},
+            "cores_busy_at_half_load": cores,
             "latency_rate_msg_per_s": round(rate, 1),
             "latency_samples": latency["samples"],
             "latency_ms": latency["ms"],

@@ -136,20 +136,21 @@ class PostgresTransaction(sql.SqlTransaction):
         return [Outgoing(*row) for row in self.db.execute(query)]
 
     def write(self, writes: port.Writes, now: dt.datetime) -> None:
-        params = _parts(writes, now)
+        parts = _parts(writes)
         if self._sent:
-            params["sent"] = self._take_sent()
-        if len(params) > 1:  # more than `now`: something to write
-            written = _execute(self.db, q.WRITE, q.NOTHING_TO_WRITE | params).scalar_one()
+            parts["sent"] = self._take_sent()
+        if parts:
+            params = q.NOTHING_TO_WRITE | parts | {"now": now}
+            written = _execute(self.db, q.WRITE, params).scalar_one()
             if written != len(writes.changed):
                 numbers = ", ".join(r.number for _, _, r in writes.changed)
                 raise port.StaleRegistrationError(numbers)
         erasure.erase(self.db, writes.erase)  # rare: its own statements, after the rows it reads
 
 
-def _parts(w: port.Writes, now: dt.datetime) -> dict[str, Any]:
-    """The write's parameters for the parts this batch has (`q.WRITE` fills in the others)."""
-    params: dict[str, Any] = {"now": now}
+def _parts(w: port.Writes) -> dict[str, Any]:
+    """The write's parameters for the parts this batch has (`q.NOTHING_TO_WRITE` the others)."""
+    params: dict[str, Any] = {}
     if w.inserted:
         params["inserted"] = _inserted_json(w.inserted)
     if w.returned:
@@ -158,7 +159,7 @@ def _parts(w: port.Writes, now: dt.datetime) -> dict[str, Any]:
         params["changed"] = _changed_json(w.changed)
         params["changed_ids"] = [i for i, _, _ in w.changed]
     if w.fired:
-        params["fired"] = list(w.fired)
+        params["fired"] = w.fired
     if w.cancel:
         params["cancel"] = _json([_timer_row(i, x) for i, x in w.cancel])
         params["cancel_ids"] = sorted({i for i, _ in w.cancel})
