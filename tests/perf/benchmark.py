@@ -5,6 +5,8 @@ and PostgreSQL. Prints a table and writes the figures as JSON.
                                    [--repeat 3] [--json FILE]
     python -m tests.perf.benchmark --scale --repeat 3      # data at scale (#20), 6 minutes
     python -m tests.perf.benchmark --soak 1000000           # the soak (#20), about 20 minutes
+    python -m tests.perf.benchmark --parts ceiling --repeat 1 --json /tmp/ceiling.json
+                                     # one part (#20), its figures written where asked
 
 Not part of the test run: it measures, it does not assert.
 """
@@ -46,6 +48,7 @@ from worker.service.clock import Clock
 PG = "postgresql://postgres@127.0.0.1:5432"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
 ROOT = Path(__file__).resolve().parents[2]
+LATEST = ROOT / "tests/perf/results/latest.json"  # the whole run's figures
 TODAY = dt.date(2027, 2, 1)
 DEFAULT_PARTS = ("bare", "worker", "sweep", "cases", "replay", "retention", "tracing")
 
@@ -768,7 +771,14 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--registrations", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=10_000)
-    parser.add_argument("--json", type=Path, default=ROOT / "tests/perf/results/latest.json")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"where the figures go (default: {LATEST.relative_to(ROOT)}; a run of some"
+        " parts only prints them unless this is given; soak and scale write beside it)",
+    )
     parser.add_argument(
         "--parts",
         default=None,
@@ -893,7 +903,7 @@ def main() -> int:
         rate = args.soak_rate or 0.7 * scale.worker_rate("live", worker_mix(args.messages))
         figures["soak"] = scale.soak_run(args.soak or 1_000_000, round(rate))
         print(scale.soak_report(figures["soak"]))
-        _write(figures, args.json.parent / "soak.json", scale.soak_plot, "soak")
+        _write(figures, (args.json or LATEST).parent / "soak.json", scale.soak_plot, "soak")
     if "scale" in parts:
         from tests.perf import at_scale
 
@@ -905,7 +915,7 @@ def main() -> int:
             )
         figures["scale"] = at_scale.run(sizes, args.messages, args.prunable, args.repeat)
         print(at_scale.report(figures["scale"]))
-        _write(figures, args.json.parent / "scale.json", at_scale.plot, "scale")
+        _write(figures, (args.json or LATEST).parent / "scale.json", at_scale.plot, "scale")
     if "tracing" in parts:
         step(
             "tracing",
@@ -918,14 +928,19 @@ def main() -> int:
             lambda: figures.update(retention=retention_run(args.prunable, rate, args.repeat)),
         )
     if parts != set(DEFAULT_PARTS):
-        print(json.dumps(figures, indent=2))  # a partial run: figures only, nothing written
+        print(json.dumps(figures, indent=2))  # a partial run: written only where asked
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            print(f"figures written to {args.json}")
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):
         figures[f"ratio_to_{key}"] = round(figures["worker"]["msg_per_s"] / figures[key], 3)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    target = args.json or LATEST
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(figures, indent=2) + "\n")
     print(report(figures))
-    print(f"\nfigures written to {args.json}")
+    print(f"\nfigures written to {target}")
     return 0
 
 
