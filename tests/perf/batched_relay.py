@@ -20,9 +20,11 @@ from kombu import Connection
 
 from tests.perf import bare_relay
 from worker.adapters import broker, wire
+from worker.config import Settings
 
-BATCH = 500  # the worker's KMO_BATCH_SIZE
-PREFETCH = 1_000  # the worker's KMO_PREFETCH
+# The worker's own defaults (KMO_BATCH_SIZE, KMO_PREFETCH): the relay batches as it does.
+BATCH: int = Settings.model_fields["batch_size"].default
+PREFETCH: int = Settings.model_fields["prefetch"].default
 
 
 def main(url: str, count: int, confirms: bool, queue_type: str, echo: bool = False) -> None:

@@ -930,15 +930,11 @@ def main() -> int:
     if parts != set(DEFAULT_PARTS):
         print(json.dumps(figures, indent=2))  # a partial run: written only where asked
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(figures, indent=2) + "\n")
-            print(f"figures written to {args.json}")
+            print(f"figures written to {_save(figures, args.json)}")
         return 0
     for key in ("bare_no_confirms", "bare_classic_no_confirms"):
         figures[f"ratio_to_{key}"] = round(figures["worker"]["msg_per_s"] / figures[key], 3)
-    target = args.json or LATEST
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(figures, indent=2) + "\n")
+    target = _save(figures, args.json or LATEST)
     print(report(figures))
     print(f"\nfigures written to {target}")
     return 0
@@ -948,9 +944,15 @@ def _write(
     figures: dict[str, Any], path: Path, plot: Callable[[dict[str, Any], Path], Path], part: str
 ) -> None:
     """#20's parts: the figures as JSON and their plot as a PNG beside it."""
+    _save(figures, path)
+    print(f"figures written to {path}, the plot to {plot(figures[part], path.with_suffix('.png'))}")
+
+
+def _save(figures: dict[str, Any], path: Path) -> Path:
+    """The figures as JSON at `path`, its folder made if need be."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures written to {path}, the plot to {plot(figures[part], path.with_suffix('.png'))}")
+    return path
 
 
 def step(name: str, action: Callable[[], None] = lambda: None) -> None:

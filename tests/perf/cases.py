@@ -131,13 +131,14 @@ SELECT registration_id, now(), DATE '2026-06-01', NULL, 'requested', 'eligibilit
   message_id, type, '["decision.request_accepted"]', 'desk'
 FROM archived"""
 
-# A table's id sequence set: the next row inserted without an id gets `n` + 1.
 # The indexes of the generated tables that no constraint owns, with the statement that makes
 # each again: an index built once over a million rows costs a fraction of a million insertions.
 SECONDARY = """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
 WHERE i.indrelid IN ('registrations'::regclass, 'timers'::regclass, 'inbox'::regclass,
   'history'::regclass)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"""
+
+# A table's id sequence set: the next row inserted without an id gets `n` + 1.
 SEQUENCE_AT = "SELECT setval(pg_get_serial_sequence(:table, 'id'), :n)"
 
 # The numbers drawn, as the worker would have drawn them: its next request is numbered after.
